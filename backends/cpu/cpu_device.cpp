@@ -1,0 +1,159 @@
+// cpu_device.cpp — the cpu backend: host memory and a oneTBB task_arena per device.
+// $PORTA_CPU_THREADS sets the arena's threads (default: all cores); $PORTA_CPU_DEVICES=N
+// exposes N virtual devices with separate memory, for multi-rank tests on one machine.
+#include <tbb/task_arena.h>
+#include <tbb/version.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <new>
+#include <string>
+#include <thread>
+
+#include "backends/discover.hpp"
+#include "common/cpu_kernels.hpp"
+#include "porta/error.hpp"
+
+namespace porta::backend {
+
+namespace {
+
+int positive_env(const char* name, int fallback) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return fallback;
+  char* end = nullptr;
+  long value = std::strtol(text, &end, 10);
+  if (*end != '\0' || value < 1 || value > 4096) {
+    throw Error(ErrorKind::invalid_argument,
+                std::string("porta cpu backend: environment variable ") + name + ": expected a positive integer, got '" +
+                    text + "'");
+  }
+  return static_cast<int>(value);
+}
+
+std::string cpu_model_name() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  }
+  return "host cpu";
+}
+
+std::string cpu_vendor() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_is("intel")) return "Intel";
+  if (__builtin_cpu_is("amd")) return "AMD";
+  return "unknown";
+}
+
+std::uint32_t simd_floats() {
+  if (__builtin_cpu_supports("avx512f")) return 16;
+  if (__builtin_cpu_supports("avx2")) return 8;
+  return 4;
+}
+
+class CpuBuffer final : public Buffer {
+ public:
+  CpuBuffer(std::uint64_t bytes, void* data, std::function<void(std::uint64_t)> on_free)
+      : Buffer(bytes), data_(data), on_free_(std::move(on_free)) {}
+  ~CpuBuffer() override {
+    ::operator delete(data_, std::align_val_t(64));
+    on_free_(bytes());
+  }
+  void* data() const { return data_; }
+
+ private:
+  void* data_;
+  std::function<void(std::uint64_t)> on_free_;
+};
+
+void* data_of(const Buffer& buffer) { return static_cast<const CpuBuffer&>(buffer).data(); }
+
+class CpuDevice final : public Device, public std::enable_shared_from_this<CpuDevice> {
+ public:
+  CpuDevice(int index, int threads) : arena_(threads) {
+    info_.backend = BackendKind::cpu;
+    info_.index = index;
+    info_.type = DeviceType::cpu;
+    info_.name = cpu_model_name();
+    info_.vendor = cpu_vendor();
+    info_.driver = "porta cpu, oneTBB " + std::to_string(TBB_VERSION_MAJOR) + "." + std::to_string(TBB_VERSION_MINOR) +
+                   ", " + std::to_string(threads) + " threads";
+    info_.memory_bytes = static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+    info_.max_allocation_bytes = info_.memory_bytes;
+    info_.compute_units = static_cast<std::uint32_t>(threads);
+    info_.max_work_group_size = 1;
+    info_.subgroup_size = simd_floats();
+    info_.fp16 = true;
+  }
+
+  int implemented_interface_version() const override { return interface_version; }
+  const DeviceInfo& info() const override { return info_; }
+
+  std::shared_ptr<Buffer> allocate(std::uint64_t bytes) override {
+    if (bytes > info_.max_allocation_bytes) {
+      throw Error(ErrorKind::out_of_memory, "porta: allocation on " + info_.id() + ": " + std::to_string(bytes) +
+                                                " bytes requested, the device allows at most " +
+                                                std::to_string(info_.max_allocation_bytes));
+    }
+    void* data = ::operator new(bytes, std::align_val_t(64), std::nothrow);
+    if (data == nullptr) {
+      throw Error(ErrorKind::out_of_memory,
+                  "porta: allocation on " + info_.id() + ": " + std::to_string(bytes) + " bytes: host memory exhausted");
+    }
+    count_allocation(bytes);
+    std::weak_ptr<CpuDevice> self = weak_from_this();
+    return std::make_shared<CpuBuffer>(bytes, data, [self](std::uint64_t freed) {
+      if (auto device = self.lock()) device->count_free(freed);
+    });
+  }
+
+  void write(Buffer& buffer, std::uint64_t offset, const void* source, std::uint64_t bytes) override {
+    std::memcpy(static_cast<char*>(data_of(buffer)) + offset, source, bytes);
+  }
+  void read(const Buffer& buffer, std::uint64_t offset, void* destination, std::uint64_t bytes) override {
+    std::memcpy(destination, static_cast<const char*>(data_of(buffer)) + offset, bytes);
+  }
+  // Kernels run to completion inside the arena when enqueued: the queue is always empty.
+  void synchronize() override {}
+
+  std::optional<std::string> declines(Op, DType) const override { return std::nullopt; }
+
+  void fill(Buffer& out, const kernels::FillParams& params) override {
+    arena_.execute([&] { kernels::cpu::fill(data_of(out), params); });
+  }
+  void copy_cast(const Buffer& in, Buffer& out, const kernels::CopyCastParams& params) override {
+    arena_.execute([&] { kernels::cpu::copy_cast(data_of(in), data_of(out), params); });
+  }
+  void elementwise(const Buffer& a, const Buffer& b, Buffer& out, const kernels::ElementwiseParams& params) override {
+    arena_.execute([&] { kernels::cpu::elementwise(data_of(a), data_of(b), data_of(out), params); });
+  }
+  void random(Buffer& out, const kernels::RandomParams& params) override {
+    arena_.execute([&] { kernels::cpu::random(data_of(out), params); });
+  }
+  void reduce_sum(const Buffer& in, Buffer& out, const kernels::ReduceParams& params) override {
+    arena_.execute([&] { kernels::cpu::reduce_sum(data_of(in), data_of(out), params); });
+  }
+
+ private:
+  DeviceInfo info_;
+  tbb::task_arena arena_;
+};
+
+}  // namespace
+
+Discovery discover_cpu() {
+  int threads = positive_env("PORTA_CPU_THREADS", static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  int count = positive_env("PORTA_CPU_DEVICES", 1);
+  Discovery found;
+  for (int index = 0; index < count; ++index) found.devices.push_back(std::make_shared<CpuDevice>(index, threads));
+  return found;
+}
+
+}  // namespace porta::backend

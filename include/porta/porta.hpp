@@ -1,0 +1,9 @@
+// porta.hpp — the umbrella header: everything a user of porta needs.
+#pragma once
+
+#include "porta/device.hpp"
+#include "porta/dtype.hpp"
+#include "porta/error.hpp"
+#include "porta/ops.hpp"
+#include "porta/tensor.hpp"
+#include "porta/version.hpp"
