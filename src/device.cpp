@@ -42,7 +42,7 @@ struct BackendEntry {
   backend::Discovery (*discover)();
 };
 
-backend::Discovery not_built(std::string_view name) {
+[[maybe_unused]] backend::Discovery not_built(std::string_view name) {
   return {{}, "porta was built without the " + std::string(name) + " backend (CMake option PORTA_" +
                   (name == "opencl" ? std::string("OPENCL") : std::string("VULKAN")) + ")"};
 }

@@ -93,6 +93,36 @@ std::string build_options() {
   return options;
 }
 
+// Cached binaries travel in an envelope (magic, size, hash of the payload): some runtimes
+// crash on a truncated or damaged binary instead of rejecting it, so we check first.
+constexpr std::string_view cache_magic = "PORTACL1";
+
+std::uint64_t payload_hash(const unsigned char* data, std::size_t size) {
+  return stable_hash({std::string_view(reinterpret_cast<const char*>(data), size)});
+}
+
+std::vector<unsigned char> wrap_for_cache(const std::vector<unsigned char>& binary) {
+  if (binary.empty()) return {};
+  const std::uint64_t header[2] = {binary.size(), payload_hash(binary.data(), binary.size())};
+  std::vector<unsigned char> stored(cache_magic.size() + sizeof header + binary.size());
+  std::memcpy(stored.data(), cache_magic.data(), cache_magic.size());
+  std::memcpy(stored.data() + cache_magic.size(), header, sizeof header);
+  std::memcpy(stored.data() + cache_magic.size() + sizeof header, binary.data(), binary.size());
+  return stored;
+}
+
+std::optional<std::vector<unsigned char>> unwrap_cached(const std::optional<std::vector<unsigned char>>& stored) {
+  constexpr std::size_t header_size = cache_magic.size() + 2 * sizeof(std::uint64_t);
+  if (!stored || stored->size() <= header_size) return std::nullopt;
+  if (!std::equal(cache_magic.begin(), cache_magic.end(), stored->begin())) return std::nullopt;
+  std::uint64_t header[2];
+  std::memcpy(header, stored->data() + cache_magic.size(), sizeof header);
+  const unsigned char* payload = stored->data() + header_size;
+  const std::size_t size = stored->size() - header_size;
+  if (header[0] != size || header[1] != payload_hash(payload, size)) return std::nullopt;
+  return std::vector<unsigned char>(payload, payload + size);
+}
+
 class OpenclBuffer final : public Buffer {
  public:
   OpenclBuffer(std::uint64_t bytes, cl_mem memory, std::function<void(std::uint64_t)> on_free)
@@ -156,6 +186,7 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
     std::size_t item_sizes[3] = {max_work_group_size_, 1, 1};
     if (clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_ITEM_SIZES, sizeof item_sizes, item_sizes, nullptr) == CL_SUCCESS) {
       max_work_group_size_ = std::max<std::size_t>(1, std::min(max_work_group_size_, item_sizes[0]));
+      max_work_items_y_ = std::max<std::size_t>(1, item_sizes[1]);
     }
     info_.max_work_group_size = static_cast<std::uint32_t>(std::min<std::size_t>(max_work_group_size_, UINT32_MAX));
     const std::string extensions = device_string(device, CL_DEVICE_EXTENSIONS);
@@ -244,7 +275,7 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
       cl_kernel kernel = kernel_for("copy_cast", "porta_copy_cast_rows");
       set_buffers(kernel, {memory_of(in), memory_of(out)});
       set_params(kernel, 2, p);
-      launch_rows(kernel, inner, p.count / inner, local_size(kernel, config_.copy_local));
+      launch_rows(kernel, inner, p.count / inner);
     } else {
       cl_kernel kernel = kernel_for("copy_cast", "porta_copy_cast");
       set_buffers(kernel, {memory_of(in), memory_of(out)});
@@ -353,14 +384,18 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
     }
   }
 
-  // A 2D grid: x along rows of `inner` elements, y over `rows`.
-  void launch_rows(cl_kernel kernel, std::size_t inner, std::size_t rows, std::size_t local) {
-    const std::size_t width = round_up(inner, local);
-    const std::size_t step = std::max<std::size_t>(1, config_.max_items_per_launch / width);
+  // A 2D grid: x along rows of `inner` elements, y over `rows`, in groups of
+  // config_.copy_rows_local shrunk (y first) to what the device and kernel allow.
+  void launch_rows(cl_kernel kernel, std::size_t inner, std::size_t rows) {
+    const std::size_t limit = local_size(kernel, config_.copy_rows_local[0] * config_.copy_rows_local[1]);
+    std::size_t group[2] = {std::min(config_.copy_rows_local[0], limit),
+                            std::min(config_.copy_rows_local[1], max_work_items_y_)};
+    while (group[1] > 1 && group[0] * group[1] > limit) group[1] /= 2;
+    const std::size_t width = round_up(inner, group[0]);
+    const std::size_t step = std::max(group[1], config_.max_items_per_launch / width / group[1] * group[1]);
     for (std::size_t start = 0; start < rows; start += step) {
       const std::size_t offset[2] = {0, start};
-      const std::size_t global[2] = {width, std::min(step, rows - start)};
-      const std::size_t group[2] = {local, 1};
+      const std::size_t global[2] = {width, round_up(std::min(step, rows - start), group[1])};
       check(clEnqueueNDRangeKernel(queue_, kernel, 2, offset, global, group, 0, nullptr, nullptr),
             "clEnqueueNDRangeKernel", info_.id());
     }
@@ -386,7 +421,7 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
     const std::string_view source(reinterpret_cast<const char*>(text.data()), text.size());
     const std::filesystem::path file =
         cache_file("opencl", stable_hash({platform_identity_, info_.name, driver_version_, source, options}));
-    if (auto binary = cache_load(file)) {
+    if (auto binary = unwrap_cached(cache_load(file))) {
       if (auto program = program_from_binary(*binary, options)) {
         count_program_loaded_from_cache();
         return std::move(*program);
@@ -394,7 +429,7 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
     }
     Program program = program_from_source(op, source, options);
     count_program_built();
-    cache_store(file, binary_of(program.program));
+    cache_store(file, wrap_for_cache(binary_of(program.program)));
     return program;
   }
 
@@ -453,14 +488,6 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
       }
       program.kernels.emplace(trimmed(std::move(name)), kernel);
     }
-    // The runtime names no SIMD width: the kernels' preferred work-group multiple is the next best.
-    if (info_.subgroup_size == 0) {
-      std::size_t multiple = 0;
-      if (clGetKernelWorkGroupInfo(kernels.front(), device_, CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE,
-                                   sizeof multiple, &multiple, nullptr) == CL_SUCCESS) {
-        info_.subgroup_size = static_cast<std::uint32_t>(multiple);
-      }
-    }
     return true;
   }
 
@@ -491,7 +518,8 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
   cl_command_queue queue_ = nullptr;
   DeviceInfo info_;
   opencl::KernelConfig config_;
-  std::size_t max_work_group_size_ = 1;
+  std::size_t max_work_group_size_ = 1;  // also within the device's work-item limit along x
+  std::size_t max_work_items_y_ = 1;
   std::string platform_identity_;  // platform name and version, part of the cache key
   std::string driver_version_;
   std::mutex mutex_;  // kernel arguments are per kernel object: set and enqueue under one lock

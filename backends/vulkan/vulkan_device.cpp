@@ -1,6 +1,9 @@
 // vulkan_device.cpp — the Vulkan backend: a compute-only 1.2 instance, one device per
 // physical device, buffers, a recorded command batch submitted at sync points, lazily
 // built pipelines with an on-disk pipeline cache, and validation-layer plumbing.
+// Environment: PORTA_VULKAN_VALIDATION=1 (Khronos layer on, any message fails the next
+// sync point); for tests, PORTA_VULKAN_FORCE_STAGING=1 (never map device memory) and
+// PORTA_VULKAN_NO_STORAGE16=1 (act as a device without 16-bit storage buffers).
 #include <vulkan/vulkan.h>
 
 #include <algorithm>
@@ -9,13 +12,17 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <iostream>
+#include <filesystem>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <vector>
 
 #include "backends/discover.hpp"
 #include "backends/disk_cache.hpp"
@@ -133,8 +140,11 @@ class Instance {
 
   // Creates the VkInstance; returns the reason when there is none to be had.
   std::optional<std::string> create(bool validation) {
+    // vkEnumerateInstanceVersion is missing from 1.0 loaders: look it up instead of linking it.
     std::uint32_t loader_version = VK_API_VERSION_1_0;
-    vkEnumerateInstanceVersion(&loader_version);
+    auto enumerate_version = reinterpret_cast<PFN_vkEnumerateInstanceVersion>(
+        vkGetInstanceProcAddr(VK_NULL_HANDLE, "vkEnumerateInstanceVersion"));
+    if (enumerate_version != nullptr) enumerate_version(&loader_version);
     if (loader_version < VK_API_VERSION_1_2) {
       return "the Vulkan loader is version " + version_string(loader_version) +
              "; porta needs 1.2 (Debian: apt-get install libvulkan1 mesa-vulkan-drivers)";
@@ -148,6 +158,9 @@ class Instance {
     VkValidationFeaturesEXT features{};
     const std::array<VkValidationFeatureEnableEXT, 1> enables = {
         VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT};
+    // The layer's shader cache lives in $HOME and reports its absence on a first run.
+    const std::array<VkValidationFeatureDisableEXT, 1> disables = {
+        VK_VALIDATION_FEATURE_DISABLE_SHADER_VALIDATION_CACHE_EXT};
     const void* chain = nullptr;
     if (validation) {
       const char* layer = "VK_LAYER_KHRONOS_validation";
@@ -176,6 +189,8 @@ class Instance {
         features.sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT;
         features.enabledValidationFeatureCount = static_cast<std::uint32_t>(enables.size());
         features.pEnabledValidationFeatures = enables.data();
+        features.disabledValidationFeatureCount = static_cast<std::uint32_t>(disables.size());
+        features.pDisabledValidationFeatures = disables.data();
         features.pNext = &messenger_info;
         chain = &features;
       }
@@ -261,6 +276,11 @@ class Instance {
     bool finding = severity == VK_DEBUG_UTILS_MESSAGE_SEVERITY_INFO_BIT_EXT &&
                    (type & VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT) != 0;
     if (!serious && !finding) return VK_FALSE;
+    // The layer announces itself (and its settings) once per instance: not a finding.
+    if (data != nullptr && data->pMessageIdName != nullptr &&
+        std::strcmp(data->pMessageIdName, "UNASSIGNED-khronos-validation-createinstance-status-message") == 0) {
+      return VK_FALSE;
+    }
     std::string message = data != nullptr && data->pMessage != nullptr ? data->pMessage : "(no text)";
     std::fprintf(stderr, "porta vulkan validation: %s\n", message.c_str());
     auto* self = static_cast<Instance*>(user);
@@ -349,7 +369,6 @@ struct Batch {
   std::size_t pool_in_use = 0;
   std::uint32_t sets_in_pool = 0;
   std::uint32_t dispatches = 0;
-  bool recording = false;
   std::vector<std::shared_ptr<Allocation>> retained;
 };
 
@@ -365,6 +384,7 @@ struct PhysicalDeviceFacts {
   VkPhysicalDeviceMemoryProperties memory{};
   bool storage16 = false;
   bool creation_feedback = false;  // VK_EXT_pipeline_creation_feedback
+  bool portability_subset = false;  // MoltenVK and other layered drivers: must be enabled
   std::uint32_t queue_family = 0;
 };
 
@@ -577,6 +597,7 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
     features11.storageBuffer16BitAccess = facts_.storage16 ? VK_TRUE : VK_FALSE;
     std::vector<const char*> extensions;
     if (facts_.creation_feedback) extensions.push_back(VK_EXT_PIPELINE_CREATION_FEEDBACK_EXTENSION_NAME);
+    if (facts_.portability_subset) extensions.push_back("VK_KHR_portability_subset");
     VkDeviceCreateInfo info{};
     info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO;
     info.pNext = &features11;
@@ -814,7 +835,6 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
       spare_.push_back(std::move(batch));
       fail(result, "vkBeginCommandBuffer", core_->id);
     }
-    batch->recording = true;
     recording_ = std::move(batch);
     return *recording_;
   }
@@ -920,7 +940,6 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
     vkCmdPipelineBarrier(batch->commands, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
                          VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &barrier, 0, nullptr, 0, nullptr);
     VkResult result = vkEndCommandBuffer(batch->commands);
-    batch->recording = false;
     if (result == VK_SUCCESS) {
       VkSubmitInfo info{};
       info.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
@@ -1051,16 +1070,20 @@ std::optional<std::string> examine(VkPhysicalDevice handle, PhysicalDeviceFacts&
   features.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
   features.pNext = &features11;
   vkGetPhysicalDeviceFeatures2(handle, &features);
-  facts.storage16 = features11.storageBuffer16BitAccess == VK_TRUE;
+  // PORTA_VULKAN_NO_STORAGE16=1 plays a device without 16-bit storage, for tests.
+  facts.storage16 = features11.storageBuffer16BitAccess == VK_TRUE && !env_flag("PORTA_VULKAN_NO_STORAGE16");
   vkGetPhysicalDeviceMemoryProperties(handle, &facts.memory);
 
   std::uint32_t count = 0;
   vkEnumerateDeviceExtensionProperties(handle, nullptr, &count, nullptr);
   std::vector<VkExtensionProperties> extensions(count);
   vkEnumerateDeviceExtensionProperties(handle, nullptr, &count, extensions.data());
-  facts.creation_feedback = std::any_of(extensions.begin(), extensions.begin() + count, [](const auto& extension) {
-    return std::strcmp(extension.extensionName, VK_EXT_PIPELINE_CREATION_FEEDBACK_EXTENSION_NAME) == 0;
-  });
+  auto has_extension = [&](const char* wanted) {
+    return std::any_of(extensions.begin(), extensions.begin() + count,
+                       [&](const auto& extension) { return std::strcmp(extension.extensionName, wanted) == 0; });
+  };
+  facts.creation_feedback = has_extension(VK_EXT_PIPELINE_CREATION_FEEDBACK_EXTENSION_NAME);
+  facts.portability_subset = has_extension("VK_KHR_portability_subset");
 
   vkGetPhysicalDeviceQueueFamilyProperties(handle, &count, nullptr);
   std::vector<VkQueueFamilyProperties> families(count);

@@ -1,12 +1,12 @@
 // opencl.cl — strided copy-and-cast in OpenCL C: any strided view in, contiguous out.
 #include "copy_cast/params.h"
 
-uint porta_load_bits(__global const uchar* base, uint dtype, long index) {
+PORTA_FN uint porta_load_bits(__global const uchar* base, uint dtype, long index) {
   if (dtype == PORTA_DTYPE_F16 || dtype == PORTA_DTYPE_BF16) return ((__global const ushort*)base)[index];
   return ((__global const uint*)base)[index];
 }
 
-void porta_store_bits(__global uchar* base, uint dtype, ulong index, uint bits) {
+PORTA_FN void porta_store_bits(__global uchar* base, uint dtype, ulong index, uint bits) {
   if (dtype == PORTA_DTYPE_F16 || dtype == PORTA_DTYPE_BF16) {
     ((__global ushort*)base)[index] = (ushort)bits;
   } else {
@@ -15,14 +15,14 @@ void porta_store_bits(__global uchar* base, uint dtype, ulong index, uint bits) 
 }
 
 // Same dtype: the raw bits (NaN payloads kept); otherwise through float, exact and RNE.
-void porta_move(__global const uchar* in, __global uchar* out, struct CopyCastParams* p, long source, ulong target) {
+PORTA_FN void porta_move(__global const uchar* in, __global uchar* out, struct CopyCastParams* p, long source, ulong target) {
   uint bits = porta_load_bits(in, p->in_dtype, source);
   if (p->in_dtype != p->out_dtype) bits = porta_float_to_bits(porta_bits_to_float(bits, p->in_dtype), p->out_dtype);
   porta_store_bits(out, p->out_dtype, target, bits);
 }
 
 // Source offset of row `row` (the index over every dimension but the innermost).
-long porta_row_source(struct CopyCastParams* p, uint row) {
+PORTA_FN long porta_row_source(struct CopyCastParams* p, uint row) {
   long source = (long)p->in_offset;
   for (int dim = (int)p->rank - 2; dim >= 0; --dim) {
     uint extent = p->shape[dim];
@@ -51,13 +51,15 @@ __kernel void porta_copy_cast(__global const uchar* in, __global uchar* out, str
   porta_move(in, out, &p, source, (ulong)p.out_offset + i);
 }
 
-// A 2D grid for long rows: x runs along the innermost dimension, y over rows, so the
-// row decode costs one division chain per work-item and none for rank 2.
+// A 2D grid of 2D work-groups: x along the innermost dimension, y over rows, so the row
+// decode costs one division chain per work-item (none for rank 2), and a square group
+// reads whole cache lines of a transposed input.
 __kernel void porta_copy_cast_rows(__global const uchar* in, __global uchar* out, struct CopyCastParams p) {
   uint inner = p.shape[p.rank - 1u];
   uint column = (uint)get_global_id(0);
   uint row = (uint)get_global_id(1);
-  if (column >= inner) return;
+  ulong target = (ulong)row * inner + column;
+  if (column >= inner || target >= p.count) return;
   long source = porta_row_source(&p, row) + (long)column * p.in_strides[p.rank - 1u];
-  porta_move(in, out, &p, source, (ulong)p.out_offset + (ulong)row * inner + column);
+  porta_move(in, out, &p, source, (ulong)p.out_offset + target);
 }

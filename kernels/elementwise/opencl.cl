@@ -1,7 +1,7 @@
 // opencl.cl — elementwise add, mul and axpby in OpenCL C, f32 arithmetic for every dtype.
 #include "elementwise/params.h"
 
-float porta_apply(uint op, float a, float b, float alpha, float beta) {
+PORTA_FN float porta_apply(uint op, float a, float b, float alpha, float beta) {
   if (op == PORTA_ELEMENTWISE_ADD) return a + b;
   if (op == PORTA_ELEMENTWISE_MUL) return a * b;
   return alpha * a + beta * b;

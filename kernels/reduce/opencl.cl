@@ -2,14 +2,14 @@
 // of fixed shape, so the summation order (and the bits) never change between runs.
 #include "reduce/params.h"
 
-float porta_load_float(__global const uchar* base, uint dtype, ulong index) {
+PORTA_FN float porta_load_float(__global const uchar* base, uint dtype, ulong index) {
   if (dtype == PORTA_DTYPE_F16 || dtype == PORTA_DTYPE_BF16) {
     return porta_bits_to_float(((__global const ushort*)base)[index], dtype);
   }
   return ((__global const float*)base)[index];
 }
 
-void porta_store_float(__global uchar* base, uint dtype, ulong index, float value) {
+PORTA_FN void porta_store_float(__global uchar* base, uint dtype, ulong index, float value) {
   uint bits = porta_float_to_bits(value, dtype);
   if (dtype == PORTA_DTYPE_F16 || dtype == PORTA_DTYPE_BF16) {
     ((__global ushort*)base)[index] = (ushort)bits;
@@ -19,7 +19,7 @@ void porta_store_float(__global uchar* base, uint dtype, ulong index, float valu
 }
 
 // Sum of elements [first, last) of `base`, four lanes combined in a fixed order.
-float porta_sum_run(__global const uchar* in, uint dtype, ulong base, uint first, uint last) {
+PORTA_FN float porta_sum_run(__global const uchar* in, uint dtype, ulong base, uint first, uint last) {
   float4 lanes = (float4)(0.0f);
   uint i = first;
   if (dtype == PORTA_DTYPE_F32) {
@@ -37,7 +37,7 @@ float porta_sum_run(__global const uchar* in, uint dtype, ulong base, uint first
 }
 
 // Tree over the work-group (its size is a power of two); work-item 0 writes the result.
-void porta_finish(__local float* scratch, float value, __global uchar* out, struct ReduceParams* p, uint piece) {
+PORTA_FN void porta_finish(__local float* scratch, float value, __global uchar* out, struct ReduceParams* p, uint piece) {
   uint lid = (uint)get_local_id(0);
   uint size = (uint)get_local_size(0);
   scratch[lid] = value;
