@@ -20,11 +20,11 @@ std::string or_dash(std::uint32_t value) { return value == 0 ? "-" : std::to_str
 int main() {
   try {
     std::printf("porta %s\n\n", PORTA_VERSION_STRING);
-    std::printf("%-9s %-15s %-44s %-8s %-10s %-10s %4s %6s %4s %4s  %s\n", "device", "type", "name", "vendor", "memory",
+    std::printf("%-9s %-15s %-44s %-12s %-10s %-10s %4s %6s %4s %4s  %s\n", "device", "type", "name", "vendor", "memory",
                 "max alloc", "CUs", "max wg", "sg", "fp16", "driver");
     for (const porta::Device& device : porta::devices()) {
       const porta::DeviceInfo& info = device.info();
-      std::printf("%-9s %-15s %-44.44s %-8.8s %-10s %-10s %4s %6s %4s %4s  %s\n", info.id().c_str(),
+      std::printf("%-9s %-15s %-44.44s %-12.12s %-10s %-10s %4s %6s %4s %4s  %s\n", info.id().c_str(),
                   std::string(porta::to_string(info.type)).c_str(), info.name.c_str(), info.vendor.c_str(),
                   gib(info.memory_bytes).c_str(), gib(info.max_allocation_bytes).c_str(),
                   or_dash(info.compute_units).c_str(), or_dash(info.max_work_group_size).c_str(),
