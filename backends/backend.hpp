@@ -8,11 +8,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "copy_cast/params.h"
 #include "elementwise/params.h"
 #include "fill/params.h"
+#include "matmul/params.h"
 #include "porta/device.hpp"
 #include "porta/dtype.hpp"
 #include "random/params.h"
@@ -21,9 +23,9 @@
 namespace porta::backend {
 
 // Bumped when an entry below changes meaning; each backend states the version it implements.
-inline constexpr int interface_version = 1;
+inline constexpr int interface_version = 2;
 
-enum class Op { fill, copy_cast, elementwise, random, reduce_sum };
+enum class Op { fill, copy_cast, elementwise, random, reduce_sum, matmul };
 
 // A device allocation. Destroying the last reference frees it; backends keep buffers
 // that queued work still uses alive until that work completes.
@@ -64,6 +66,13 @@ class Device {
   virtual void elementwise(const Buffer& a, const Buffer& b, Buffer& out, const kernels::ElementwiseParams& params) = 0;
   virtual void random(Buffer& out, const kernels::RandomParams& params) = 0;
   virtual void reduce_sum(const Buffer& in, Buffer& out, const kernels::ReduceParams& params) = 0;
+
+  // Matmul implementations by name, the device's preferred first; "naive" is always
+  // there (the simple reference version kept beside the fast ones).
+  virtual std::vector<std::string> matmul_kernels() const = 0;
+  // `kernel` is one of matmul_kernels(); bias is null when params.has_bias == 0.
+  virtual void matmul(const Buffer& a, const Buffer& b, const Buffer* bias, Buffer& c,
+                      const kernels::MatmulParams& params, std::string_view kernel) = 0;
 
   // Accounting shared by all backends.
   DeviceStats stats() const;

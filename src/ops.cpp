@@ -176,6 +176,11 @@ Tensor axpby(float alpha, const Tensor& a, float beta, const Tensor& b) {
   return elementwise("porta::axpby", PORTA_ELEMENTWISE_AXPBY, alpha, a, beta, b);
 }
 
+Tensor gelu(const Tensor& x) { return elementwise("porta::gelu", PORTA_ELEMENTWISE_GELU, 1, x, 0, x); }
+Tensor gelu_backward(const Tensor& grad, const Tensor& x) {
+  return elementwise("porta::gelu_backward", PORTA_ELEMENTWISE_GELU_BACKWARD, 1, grad, 1, x);
+}
+
 Tensor cast(const Tensor& x, DType dtype) {
   constexpr std::string_view op = "porta::cast";
   check_defined(op, "x", x);

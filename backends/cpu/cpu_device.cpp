@@ -141,6 +141,19 @@ class CpuDevice final : public Device, public std::enable_shared_from_this<CpuDe
     arena_.execute([&] { kernels::cpu::reduce_sum(data_of(in), data_of(out), params); });
   }
 
+  std::vector<std::string> matmul_kernels() const override { return {"packed", "naive"}; }
+  void matmul(const Buffer& a, const Buffer& b, const Buffer* bias, Buffer& c, const kernels::MatmulParams& params,
+              std::string_view kernel) override {
+    const void* bias_data = bias != nullptr ? data_of(*bias) : nullptr;
+    arena_.execute([&] {
+      if (kernel == "naive") {
+        kernels::cpu::matmul_naive(data_of(a), data_of(b), bias_data, data_of(c), params);
+      } else {
+        kernels::cpu::matmul_packed(data_of(a), data_of(b), bias_data, data_of(c), params);
+      }
+    });
+  }
+
  private:
   DeviceInfo info_;
   tbb::task_arena arena_;

@@ -24,6 +24,8 @@ Tensor randn(const Shape& shape, DType dtype, const Device& device, std::uint64_
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor axpby(float alpha, const Tensor& a, float beta, const Tensor& b);  // alpha*a + beta*b
+Tensor gelu(const Tensor& x);                                   // GPT-2's tanh approximation
+Tensor gelu_backward(const Tensor& grad, const Tensor& x);      // grad * gelu'(x)
 
 // Copy with a change of dtype (f32, f16, bf16), strided input, contiguous output.
 Tensor cast(const Tensor& x, DType dtype);

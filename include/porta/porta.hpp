@@ -4,6 +4,7 @@
 #include "porta/device.hpp"
 #include "porta/dtype.hpp"
 #include "porta/error.hpp"
+#include "porta/matmul.hpp"
 #include "porta/ops.hpp"
 #include "porta/tensor.hpp"
 #include "porta/version.hpp"

@@ -12,6 +12,8 @@ template <uint Op>
 float apply(float a, float b, float alpha, float beta) {
   if constexpr (Op == PORTA_ELEMENTWISE_ADD) return a + b;
   if constexpr (Op == PORTA_ELEMENTWISE_MUL) return a * b;
+  if constexpr (Op == PORTA_ELEMENTWISE_GELU) return porta_gelu(a);
+  if constexpr (Op == PORTA_ELEMENTWISE_GELU_BACKWARD) return a * porta_gelu_derivative(b);
   return alpha * a + beta * b;
 }
 
@@ -39,6 +41,8 @@ void elementwise(const void* a, const void* b, void* out, const ElementwiseParam
   switch (params.op) {
     case PORTA_ELEMENTWISE_ADD: return run<PORTA_ELEMENTWISE_ADD>(a, b, out, params);
     case PORTA_ELEMENTWISE_MUL: return run<PORTA_ELEMENTWISE_MUL>(a, b, out, params);
+    case PORTA_ELEMENTWISE_GELU: return run<PORTA_ELEMENTWISE_GELU>(a, b, out, params);
+    case PORTA_ELEMENTWISE_GELU_BACKWARD: return run<PORTA_ELEMENTWISE_GELU_BACKWARD>(a, b, out, params);
     default: return run<PORTA_ELEMENTWISE_AXPBY>(a, b, out, params);
   }
 }
