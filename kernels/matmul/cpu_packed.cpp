@@ -1,8 +1,352 @@
-// cpu_packed.cpp — placeholder while the packed kernel is written.
+// cpu_packed.cpp — the fast cpu matmul: A and B packed into contiguous panels (any
+// transpose and dtype becomes f32 slivers), cache blocking over n, k and m, and a
+// register-blocked microkernel chosen at run time by cpu feature (AVX-512, AVX2+FMA,
+// portable), parallel over blocks of rows (or over the batch) with oneTBB.
+#include <immintrin.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "common/cpu_access.hpp"
 #include "common/cpu_kernels.hpp"
+#include "common/gelu.h"
 
 namespace porta::kernels::cpu {
-void matmul_packed(const void* a, const void* b, const void* bias, void* c, const MatmulParams& params) {
-  matmul_naive(a, b, bias, c, params);
+
+namespace {
+
+// Where a microkernel puts its MR x NR block of sum over p < kc of a[p][..] x b[p][..]
+// (a and b packed sliver by sliver: MR values of A, then NR values of B, per step of k):
+// into an f32 C tile directly, c = alpha * acc + c_scale * c (c_scale 0: C is not read)
+// + bias (when not null), or, when c is null, into `acc` for the generic store.
+struct TileOutput {
+  float* c;
+  std::size_t ldc;
+  float alpha;
+  float c_scale;
+  const float* bias;
+  float* acc;
+};
+using Microkernel = void (*)(std::size_t kc, const float* a, const float* b, const TileOutput& out);
+
+struct Shape {
+  std::size_t mr, nr;  // register block
+  std::size_t kc, mc, nc;  // cache blocks: kc x nr of B stays in L1, mc x kc of A in L2
+  Microkernel kernel;
+};
+
+__attribute__((target("avx512f"))) void microkernel_avx512(std::size_t kc, const float* a, const float* b,
+                                                           const TileOutput& out) {
+  constexpr int mr = 12;
+  __m512 c[mr][2];
+  for (int r = 0; r < mr; ++r) c[r][0] = c[r][1] = _mm512_setzero_ps();
+  for (std::size_t p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_load_ps(b + p * 32);
+    const __m512 b1 = _mm512_load_ps(b + p * 32 + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < mr; ++r) {
+      const __m512 x = _mm512_set1_ps(a[p * mr + r]);
+      c[r][0] = _mm512_fmadd_ps(x, b0, c[r][0]);
+      c[r][1] = _mm512_fmadd_ps(x, b1, c[r][1]);
+    }
+  }
+  if (out.c == nullptr) {
+    for (int r = 0; r < mr; ++r) {
+      _mm512_store_ps(out.acc + r * 32, c[r][0]);
+      _mm512_store_ps(out.acc + r * 32 + 16, c[r][1]);
+    }
+    return;
+  }
+  const __m512 alpha = _mm512_set1_ps(out.alpha), scale = _mm512_set1_ps(out.c_scale);
+  const __m512 bias0 = out.bias ? _mm512_loadu_ps(out.bias) : _mm512_setzero_ps();
+  const __m512 bias1 = out.bias ? _mm512_loadu_ps(out.bias + 16) : _mm512_setzero_ps();
+  for (int r = 0; r < mr; ++r) {
+    float* row = out.c + r * out.ldc;
+    __m512 v0 = _mm512_fmadd_ps(alpha, c[r][0], bias0), v1 = _mm512_fmadd_ps(alpha, c[r][1], bias1);
+    if (out.c_scale != 0.0f) {
+      v0 = _mm512_fmadd_ps(scale, _mm512_loadu_ps(row), v0);
+      v1 = _mm512_fmadd_ps(scale, _mm512_loadu_ps(row + 16), v1);
+    }
+    _mm512_storeu_ps(row, v0);
+    _mm512_storeu_ps(row + 16, v1);
+  }
 }
+
+__attribute__((target("avx2,fma"))) void microkernel_avx2(std::size_t kc, const float* a, const float* b,
+                                                          const TileOutput& out) {
+  constexpr int mr = 6;
+  __m256 c[mr][2];
+  for (int r = 0; r < mr; ++r) c[r][0] = c[r][1] = _mm256_setzero_ps();
+  for (std::size_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(b + p * 16);
+    const __m256 b1 = _mm256_load_ps(b + p * 16 + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; ++r) {
+      const __m256 x = _mm256_broadcast_ss(a + p * mr + r);
+      c[r][0] = _mm256_fmadd_ps(x, b0, c[r][0]);
+      c[r][1] = _mm256_fmadd_ps(x, b1, c[r][1]);
+    }
+  }
+  if (out.c == nullptr) {
+    for (int r = 0; r < mr; ++r) {
+      _mm256_store_ps(out.acc + r * 16, c[r][0]);
+      _mm256_store_ps(out.acc + r * 16 + 8, c[r][1]);
+    }
+    return;
+  }
+  const __m256 alpha = _mm256_set1_ps(out.alpha), scale = _mm256_set1_ps(out.c_scale);
+  const __m256 bias0 = out.bias ? _mm256_loadu_ps(out.bias) : _mm256_setzero_ps();
+  const __m256 bias1 = out.bias ? _mm256_loadu_ps(out.bias + 8) : _mm256_setzero_ps();
+  for (int r = 0; r < mr; ++r) {
+    float* row = out.c + r * out.ldc;
+    __m256 v0 = _mm256_fmadd_ps(alpha, c[r][0], bias0), v1 = _mm256_fmadd_ps(alpha, c[r][1], bias1);
+    if (out.c_scale != 0.0f) {
+      v0 = _mm256_fmadd_ps(scale, _mm256_loadu_ps(row), v0);
+      v1 = _mm256_fmadd_ps(scale, _mm256_loadu_ps(row + 8), v1);
+    }
+    _mm256_storeu_ps(row, v0);
+    _mm256_storeu_ps(row + 8, v1);
+  }
+}
+
+// Portable: plain loops the compiler vectorises for whatever the build targets.
+void microkernel_portable(std::size_t kc, const float* a, const float* b, const TileOutput& out) {
+  constexpr int mr = 4, nr = 16;
+  float c[mr][nr] = {};
+  for (std::size_t p = 0; p < kc; ++p) {
+    for (int r = 0; r < mr; ++r) {
+      for (int j = 0; j < nr; ++j) c[r][j] += a[p * mr + r] * b[p * nr + j];
+    }
+  }
+  if (out.c == nullptr) {
+    std::memcpy(out.acc, c, sizeof c);
+    return;
+  }
+  for (int r = 0; r < mr; ++r) {
+    float* row = out.c + r * out.ldc;
+    for (int j = 0; j < nr; ++j) {
+      float value = out.alpha * c[r][j] + (out.bias ? out.bias[j] : 0.0f);
+      row[j] = out.c_scale != 0.0f ? value + out.c_scale * row[j] : value;
+    }
+  }
+}
+
+const Shape& best_shape() {
+  static const Shape shape = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return Shape{12, 32, 256, 144, 2048, microkernel_avx512};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Shape{6, 16, 256, 120, 2048, microkernel_avx2};
+    return Shape{4, 16, 256, 128, 2048, microkernel_portable};
+  }();
+  return shape;
+}
+
+__attribute__((target("f16c"))) void half_run_f16c(const std::uint16_t* in, std::size_t count, float* out) {
+  std::size_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+  }
+  for (; i < count; ++i) out[i] = porta_as_float(porta_f16_to_f32_bits(in[i]));
+}
+
+// count consecutive elements of dtype from base[index], as f32: packing's inner loop.
+void convert_run(const void* base, uint dtype, std::size_t index, std::size_t count, float* out) {
+  if (dtype == PORTA_DTYPE_F32) {
+    std::memcpy(out, static_cast<const float*>(base) + index, count * sizeof(float));
+  } else if (dtype == PORTA_DTYPE_BF16) {
+    const std::uint16_t* in = static_cast<const std::uint16_t*>(base) + index;
+    for (std::size_t i = 0; i < count; ++i) out[i] = std::bit_cast<float>(std::uint32_t(in[i]) << 16);
+  } else {
+    static const bool f16c = __builtin_cpu_supports("f16c");
+    const std::uint16_t* in = static_cast<const std::uint16_t*>(base) + index;
+    if (f16c) return half_run_f16c(in, count, out);
+    for (std::size_t i = 0; i < count; ++i) out[i] = porta_as_float(porta_f16_to_f32_bits(in[i]));
+  }
+}
+
+// One batch item's operands: where op(A) and op(B) start.
+struct Operands {
+  const void* a;
+  const void* b;
+  std::size_t a_base, b_base;
+  const MatmulParams* p;
+};
+
+// Packs rows [i0, i0 + rows) x k [q0, q0 + kc) of op(A) into mr-row slivers, zero-padded.
+void pack_a(const Operands& x, std::size_t i0, std::size_t rows, std::size_t q0, std::size_t kc, std::size_t mr,
+            float* out, float* run) {
+  const MatmulParams& p = *x.p;
+  for (std::size_t s = 0; s < rows; s += mr) {
+    const std::size_t valid = std::min(mr, rows - s);
+    float* sliver = out + s * kc;
+    if (!p.trans_a) {  // rows of A are contiguous along k
+      for (std::size_t r = 0; r < mr; ++r) {
+        if (r < valid) convert_run(x.a, p.ab_dtype, x.a_base + (i0 + s + r) * p.lda + q0, kc, run);
+        for (std::size_t q = 0; q < kc; ++q) sliver[q * mr + r] = r < valid ? run[q] : 0.0f;
+      }
+    } else {  // A^T: for each k, the sliver's rows are contiguous
+      for (std::size_t q = 0; q < kc; ++q) {
+        convert_run(x.a, p.ab_dtype, x.a_base + (q0 + q) * p.lda + i0 + s, valid, sliver + q * mr);
+        for (std::size_t r = valid; r < mr; ++r) sliver[q * mr + r] = 0.0f;
+      }
+    }
+  }
+}
+
+// Packs k [q0, q0 + kc) x columns [j0, j0 + cols) of op(B) into nr-column slivers.
+void pack_b(const Operands& x, std::size_t q0, std::size_t kc, std::size_t j0, std::size_t cols, std::size_t nr,
+            float* out) {
+  const MatmulParams& p = *x.p;
+  const std::size_t slivers = (cols + nr - 1) / nr;
+  tbb::parallel_for(std::size_t(0), slivers, [&](std::size_t s) {
+    const std::size_t first = s * nr;
+    const std::size_t valid = std::min(nr, cols - first);
+    float* sliver = out + first * kc;
+    if (!p.trans_b) {  // rows of B are contiguous along n
+      for (std::size_t q = 0; q < kc; ++q) {
+        convert_run(x.b, p.ab_dtype, x.b_base + (q0 + q) * p.ldb + j0 + first, valid, sliver + q * nr);
+        for (std::size_t j = valid; j < nr; ++j) sliver[q * nr + j] = 0.0f;
+      }
+    } else {  // B^T: each column of op(B) is contiguous along k
+      thread_local std::vector<float> run;
+      run.resize(kc);
+      for (std::size_t j = 0; j < nr; ++j) {
+        if (j < valid) convert_run(x.b, p.ab_dtype, x.b_base + (j0 + first + j) * p.ldb + q0, kc, run.data());
+        for (std::size_t q = 0; q < kc; ++q) sliver[q * nr + j] = j < valid ? run[q] : 0.0f;
+      }
+    }
+  });
+}
+
+// A 64-byte aligned scratch buffer per thread, grown on demand.
+float* scratch(std::size_t floats, int which) {
+  thread_local std::vector<float> buffers[3];
+  std::vector<float>& buffer = buffers[which];
+  if (buffer.size() < floats + 16) buffer.resize(floats + 16);
+  auto address = reinterpret_cast<std::uintptr_t>(buffer.data());
+  return buffer.data() + ((64 - address % 64) % 64) / sizeof(float);
+}
+
+// Where partial sums live between k blocks: C itself when it is f32, else f32 scratch.
+struct Target {
+  void* c;
+  std::size_t c_base;
+  float* partial;  // null: partial sums go to C (f32)
+  std::size_t partial_ld;
+  const void* bias;
+  const MatmulParams* p;
+};
+
+// Writes an mr x nr accumulator tile for rows i0.., columns j0.. (valid part only).
+void store_tile(const Target& t, const float* acc, std::size_t nr, std::size_t i0, std::size_t rows, std::size_t j0,
+                std::size_t cols, bool first_k, bool last_k) {
+  const MatmulParams& p = *t.p;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const std::size_t c_row = t.c_base + (i0 + r) * p.ldc + j0;
+    float* partial_row = t.partial != nullptr ? t.partial + (i0 + r) * t.partial_ld + j0
+                                              : static_cast<float*>(t.c) + c_row;
+    for (std::size_t j = 0; j < cols; ++j) {
+      float value = p.alpha * acc[r * nr + j];
+      if (first_k) {
+        if (p.beta != 0.0f) value += p.beta * load_float(t.c, p.c_dtype, c_row + j);
+      } else {
+        value += partial_row[j];
+      }
+      if (!last_k) {
+        partial_row[j] = value;
+        continue;
+      }
+      if (p.has_bias) value += load_float(t.bias, p.bias_dtype, p.bias_offset + j0 + j);
+      if (p.epilogue == PORTA_EPILOGUE_GELU) value = porta_gelu(value);
+      store_float(t.c, p.c_dtype, c_row + j, value);
+    }
+  }
+}
+
+// Computes C for batch item z. alpha is applied once per k block (the blocks' alpha *
+// acc add up to alpha * sum); beta scales C in the first block; bias, GELU and the
+// conversion to C's dtype come with the last.
+void gemm_one(const void* a, const void* b, const void* bias, void* c, const MatmulParams& p, std::size_t z,
+              bool parallel) {
+  const Shape& shape = best_shape();
+  const Operands x{a, b, p.a_offset + z * p.batch_stride_a, p.b_offset + z * p.batch_stride_b, &p};
+  const std::size_t m = p.m, n = p.n, k = p.k;
+  const std::size_t kc_max = k <= 2 * shape.kc ? k : shape.kc;  // one block when k is short
+  const std::size_t nc_max = std::min(n, shape.nc);
+  std::vector<float> partial;
+  Target target{c, p.c_offset + z * p.batch_stride_c, nullptr, 0, bias, &p};
+  const bool c_is_f32 = p.c_dtype == PORTA_DTYPE_F32;
+  if (!c_is_f32 && k > kc_max) {
+    partial.resize(m * n);
+    target.partial = partial.data();
+    target.partial_ld = n;
+  }
+  // The microkernel writes full tiles of an f32 C itself, bias included when it is f32.
+  const bool fast_last = c_is_f32 && p.epilogue == PORTA_EPILOGUE_NONE &&
+                         (!p.has_bias || p.bias_dtype == PORTA_DTYPE_F32);
+  const float* bias_f32 = p.has_bias && p.bias_dtype == PORTA_DTYPE_F32 ? static_cast<const float*>(bias) + p.bias_offset
+                                                                        : nullptr;
+  const std::size_t nc_padded = (nc_max + shape.nr - 1) / shape.nr * shape.nr;
+  std::unique_ptr<float[]> packed_b_storage(new float[kc_max * nc_padded + 16]);
+  float* packed_b = packed_b_storage.get() +
+                    ((64 - reinterpret_cast<std::uintptr_t>(packed_b_storage.get()) % 64) % 64) / sizeof(float);
+  // Tasks: a block of mc rows times a chunk of columns, enough of them to balance threads.
+  const std::size_t chunk = std::max(shape.nr, (std::size_t(512) / shape.nr) * shape.nr);
+
+  for (std::size_t j0 = 0; j0 < n; j0 += nc_max) {
+    const std::size_t nc = std::min(nc_max, n - j0);
+    for (std::size_t q0 = 0; q0 < k; q0 += kc_max) {
+      const std::size_t kc = std::min(kc_max, k - q0);
+      const bool first_k = q0 == 0, last_k = q0 + kc == k;
+      pack_b(x, q0, kc, j0, nc, shape.nr, packed_b);
+      const std::size_t row_blocks = (m + shape.mc - 1) / shape.mc;
+      const std::size_t column_chunks = (nc + chunk - 1) / chunk;
+      auto task = [&](std::size_t index) {
+        const std::size_t i0 = (index / column_chunks) * shape.mc;
+        const std::size_t mc = std::min(shape.mc, m - i0);
+        const std::size_t jc0 = (index % column_chunks) * chunk;
+        const std::size_t jc1 = std::min(nc, jc0 + chunk);
+        float* packed_a = scratch(shape.mc * kc, 0);
+        float* acc = scratch(shape.mr * shape.nr, 1);
+        pack_a(x, i0, mc, q0, kc, shape.mr, packed_a, scratch(kc, 2));
+        for (std::size_t jr = jc0; jr < jc1; jr += shape.nr) {
+          const std::size_t cols = std::min(shape.nr, nc - jr);
+          for (std::size_t ir = 0; ir < mc; ir += shape.mr) {
+            const std::size_t rows = std::min(shape.mr, mc - ir);
+            TileOutput out{nullptr, p.ldc, p.alpha, first_k ? p.beta : 1.0f, nullptr, acc};
+            if (c_is_f32 && rows == shape.mr && cols == shape.nr && (!last_k || fast_last)) {
+              out.c = static_cast<float*>(c) + target.c_base + (i0 + ir) * p.ldc + j0 + jr;
+              if (last_k && bias_f32 != nullptr) out.bias = bias_f32 + j0 + jr;
+            }
+            shape.kernel(kc, packed_a + ir * kc, packed_b + jr * kc, out);
+            if (out.c == nullptr) store_tile(target, acc, shape.nr, i0 + ir, rows, j0 + jr, cols, first_k, last_k);
+          }
+        }
+      };
+      const std::size_t tasks = row_blocks * column_chunks;
+      if (parallel) {
+        tbb::parallel_for(std::size_t(0), tasks, task);
+      } else {
+        for (std::size_t index = 0; index < tasks; ++index) task(index);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void matmul_packed(const void* a, const void* b, const void* bias, void* c, const MatmulParams& p) {
+  // Many small products: one per task. Few large ones: parallel inside each.
+  const std::size_t rows_blocks = (p.m + best_shape().mc - 1) / best_shape().mc;
+  if (p.batch > 1 && rows_blocks < 4) {
+    tbb::parallel_for(std::size_t(0), std::size_t(p.batch), [&](std::size_t z) { gemm_one(a, b, bias, c, p, z, false); });
+    return;
+  }
+  for (std::size_t z = 0; z < p.batch; ++z) gemm_one(a, b, bias, c, p, z, true);
+}
+
 }  // namespace porta::kernels::cpu
