@@ -1,7 +1,7 @@
 // cpu_packed.cpp — the fast cpu matmul: A and B packed into contiguous panels (any
-// transpose and dtype becomes f32 slivers), cache blocking over n, k and m, and a
-// register-blocked microkernel chosen at run time by cpu feature (AVX-512, AVX2+FMA,
-// portable), parallel over blocks of rows (or over the batch) with oneTBB.
+// transpose and dtype becomes f32 slivers), cache blocking over n, k and m, and the
+// register-blocked microkernel of cpu_microkernel.cpp chosen at run time by cpu
+// feature, parallel over blocks of rows (or over the batch) with oneTBB.
 #include <immintrin.h>
 #include <tbb/parallel_for.h>
 
@@ -14,136 +14,11 @@
 #include "common/cpu_access.hpp"
 #include "common/cpu_kernels.hpp"
 #include "common/gelu.h"
+#include "matmul/cpu_microkernel.hpp"
 
 namespace porta::kernels::cpu {
 
 namespace {
-
-// Where a microkernel puts its MR x NR block of sum over p < kc of a[p][..] x b[p][..]
-// (a and b packed sliver by sliver: MR values of A, then NR values of B, per step of k):
-// into an f32 C tile directly, c = alpha * acc + c_scale * c (c_scale 0: C is not read)
-// + bias (when not null), or, when c is null, into `acc` for the generic store.
-struct TileOutput {
-  float* c;
-  std::size_t ldc;
-  float alpha;
-  float c_scale;
-  const float* bias;
-  float* acc;
-};
-using Microkernel = void (*)(std::size_t kc, const float* a, const float* b, const TileOutput& out);
-
-struct Shape {
-  std::size_t mr, nr;  // register block
-  std::size_t kc, mc, nc;  // cache blocks: kc x nr of B stays in L1, mc x kc of A in L2
-  Microkernel kernel;
-};
-
-__attribute__((target("avx512f"))) void microkernel_avx512(std::size_t kc, const float* a, const float* b,
-                                                           const TileOutput& out) {
-  constexpr int mr = 12;
-  __m512 c[mr][2];
-  for (int r = 0; r < mr; ++r) c[r][0] = c[r][1] = _mm512_setzero_ps();
-  for (std::size_t p = 0; p < kc; ++p) {
-    const __m512 b0 = _mm512_load_ps(b + p * 32);
-    const __m512 b1 = _mm512_load_ps(b + p * 32 + 16);
-#pragma GCC unroll 12
-    for (int r = 0; r < mr; ++r) {
-      const __m512 x = _mm512_set1_ps(a[p * mr + r]);
-      c[r][0] = _mm512_fmadd_ps(x, b0, c[r][0]);
-      c[r][1] = _mm512_fmadd_ps(x, b1, c[r][1]);
-    }
-  }
-  if (out.c == nullptr) {
-    for (int r = 0; r < mr; ++r) {
-      _mm512_store_ps(out.acc + r * 32, c[r][0]);
-      _mm512_store_ps(out.acc + r * 32 + 16, c[r][1]);
-    }
-    return;
-  }
-  const __m512 alpha = _mm512_set1_ps(out.alpha), scale = _mm512_set1_ps(out.c_scale);
-  const __m512 bias0 = out.bias ? _mm512_loadu_ps(out.bias) : _mm512_setzero_ps();
-  const __m512 bias1 = out.bias ? _mm512_loadu_ps(out.bias + 16) : _mm512_setzero_ps();
-  for (int r = 0; r < mr; ++r) {
-    float* row = out.c + r * out.ldc;
-    __m512 v0 = _mm512_fmadd_ps(alpha, c[r][0], bias0), v1 = _mm512_fmadd_ps(alpha, c[r][1], bias1);
-    if (out.c_scale != 0.0f) {
-      v0 = _mm512_fmadd_ps(scale, _mm512_loadu_ps(row), v0);
-      v1 = _mm512_fmadd_ps(scale, _mm512_loadu_ps(row + 16), v1);
-    }
-    _mm512_storeu_ps(row, v0);
-    _mm512_storeu_ps(row + 16, v1);
-  }
-}
-
-__attribute__((target("avx2,fma"))) void microkernel_avx2(std::size_t kc, const float* a, const float* b,
-                                                          const TileOutput& out) {
-  constexpr int mr = 6;
-  __m256 c[mr][2];
-  for (int r = 0; r < mr; ++r) c[r][0] = c[r][1] = _mm256_setzero_ps();
-  for (std::size_t p = 0; p < kc; ++p) {
-    const __m256 b0 = _mm256_load_ps(b + p * 16);
-    const __m256 b1 = _mm256_load_ps(b + p * 16 + 8);
-#pragma GCC unroll 6
-    for (int r = 0; r < mr; ++r) {
-      const __m256 x = _mm256_broadcast_ss(a + p * mr + r);
-      c[r][0] = _mm256_fmadd_ps(x, b0, c[r][0]);
-      c[r][1] = _mm256_fmadd_ps(x, b1, c[r][1]);
-    }
-  }
-  if (out.c == nullptr) {
-    for (int r = 0; r < mr; ++r) {
-      _mm256_store_ps(out.acc + r * 16, c[r][0]);
-      _mm256_store_ps(out.acc + r * 16 + 8, c[r][1]);
-    }
-    return;
-  }
-  const __m256 alpha = _mm256_set1_ps(out.alpha), scale = _mm256_set1_ps(out.c_scale);
-  const __m256 bias0 = out.bias ? _mm256_loadu_ps(out.bias) : _mm256_setzero_ps();
-  const __m256 bias1 = out.bias ? _mm256_loadu_ps(out.bias + 8) : _mm256_setzero_ps();
-  for (int r = 0; r < mr; ++r) {
-    float* row = out.c + r * out.ldc;
-    __m256 v0 = _mm256_fmadd_ps(alpha, c[r][0], bias0), v1 = _mm256_fmadd_ps(alpha, c[r][1], bias1);
-    if (out.c_scale != 0.0f) {
-      v0 = _mm256_fmadd_ps(scale, _mm256_loadu_ps(row), v0);
-      v1 = _mm256_fmadd_ps(scale, _mm256_loadu_ps(row + 8), v1);
-    }
-    _mm256_storeu_ps(row, v0);
-    _mm256_storeu_ps(row + 8, v1);
-  }
-}
-
-// Portable: plain loops the compiler vectorises for whatever the build targets.
-void microkernel_portable(std::size_t kc, const float* a, const float* b, const TileOutput& out) {
-  constexpr int mr = 4, nr = 16;
-  float c[mr][nr] = {};
-  for (std::size_t p = 0; p < kc; ++p) {
-    for (int r = 0; r < mr; ++r) {
-      for (int j = 0; j < nr; ++j) c[r][j] += a[p * mr + r] * b[p * nr + j];
-    }
-  }
-  if (out.c == nullptr) {
-    std::memcpy(out.acc, c, sizeof c);
-    return;
-  }
-  for (int r = 0; r < mr; ++r) {
-    float* row = out.c + r * out.ldc;
-    for (int j = 0; j < nr; ++j) {
-      float value = out.alpha * c[r][j] + (out.bias ? out.bias[j] : 0.0f);
-      row[j] = out.c_scale != 0.0f ? value + out.c_scale * row[j] : value;
-    }
-  }
-}
-
-const Shape& best_shape() {
-  static const Shape shape = [] {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return Shape{12, 32, 256, 144, 2048, microkernel_avx512};
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Shape{6, 16, 256, 120, 2048, microkernel_avx2};
-    return Shape{4, 16, 256, 128, 2048, microkernel_portable};
-  }();
-  return shape;
-}
 
 __attribute__((target("f16c"))) void half_run_f16c(const std::uint16_t* in, std::size_t count, float* out) {
   std::size_t i = 0;
@@ -272,7 +147,7 @@ void store_tile(const Target& t, const float* acc, std::size_t nr, std::size_t i
 // conversion to C's dtype come with the last.
 void gemm_one(const void* a, const void* b, const void* bias, void* c, const MatmulParams& p, std::size_t z,
               bool parallel) {
-  const Shape& shape = best_shape();
+  const MicrokernelShape& shape = cpu_microkernel();
   const Operands x{a, b, p.a_offset + z * p.batch_stride_a, p.b_offset + z * p.batch_stride_b, &p};
   const std::size_t m = p.m, n = p.n, k = p.k;
   const std::size_t kc_max = k <= 2 * shape.kc ? k : shape.kc;  // one block when k is short
@@ -341,7 +216,7 @@ void gemm_one(const void* a, const void* b, const void* bias, void* c, const Mat
 
 void matmul_packed(const void* a, const void* b, const void* bias, void* c, const MatmulParams& p) {
   // Many small products: one per task. Few large ones: parallel inside each.
-  const std::size_t rows_blocks = (p.m + best_shape().mc - 1) / best_shape().mc;
+  const std::size_t rows_blocks = (p.m + cpu_microkernel().mc - 1) / cpu_microkernel().mc;
   if (p.batch > 1 && rows_blocks < 4) {
     tbb::parallel_for(std::size_t(0), std::size_t(p.batch), [&](std::size_t z) { gemm_one(a, b, bias, c, p, z, false); });
     return;

@@ -1,0 +1,127 @@
+// cpu_microkernel.cpp — the matmul microkernels: AVX-512 (12x32), AVX2+FMA (6x16) and
+// portable (4x16), each computing an MR x NR block from packed slivers in registers.
+#include "matmul/cpu_microkernel.hpp"
+
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace porta::kernels::cpu {
+
+namespace {
+
+__attribute__((target("avx512f"))) void microkernel_avx512(std::size_t kc, const float* a, const float* b,
+                                                           const TileOutput& out) {
+  constexpr int mr = 12;
+  if (out.c != nullptr && out.c_scale != 0.0f) {  // the C tile is read at the end: fetch it meanwhile
+    for (int r = 0; r < mr; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(out.c + r * out.ldc), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(out.c + r * out.ldc + 16), _MM_HINT_T0);
+    }
+  }
+  __m512 c[mr][2];
+  for (int r = 0; r < mr; ++r) c[r][0] = c[r][1] = _mm512_setzero_ps();
+  for (std::size_t p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_load_ps(b + p * 32);
+    const __m512 b1 = _mm512_load_ps(b + p * 32 + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < mr; ++r) {
+      const __m512 x = _mm512_set1_ps(a[p * mr + r]);
+      c[r][0] = _mm512_fmadd_ps(x, b0, c[r][0]);
+      c[r][1] = _mm512_fmadd_ps(x, b1, c[r][1]);
+    }
+  }
+  if (out.c == nullptr) {
+    for (int r = 0; r < mr; ++r) {
+      _mm512_store_ps(out.acc + r * 32, c[r][0]);
+      _mm512_store_ps(out.acc + r * 32 + 16, c[r][1]);
+    }
+    return;
+  }
+  const __m512 alpha = _mm512_set1_ps(out.alpha), scale = _mm512_set1_ps(out.c_scale);
+  const __m512 bias0 = out.bias ? _mm512_loadu_ps(out.bias) : _mm512_setzero_ps();
+  const __m512 bias1 = out.bias ? _mm512_loadu_ps(out.bias + 16) : _mm512_setzero_ps();
+  for (int r = 0; r < mr; ++r) {
+    float* row = out.c + r * out.ldc;
+    __m512 v0 = _mm512_fmadd_ps(alpha, c[r][0], bias0), v1 = _mm512_fmadd_ps(alpha, c[r][1], bias1);
+    if (out.c_scale != 0.0f) {
+      v0 = _mm512_fmadd_ps(scale, _mm512_loadu_ps(row), v0);
+      v1 = _mm512_fmadd_ps(scale, _mm512_loadu_ps(row + 16), v1);
+    }
+    _mm512_storeu_ps(row, v0);
+    _mm512_storeu_ps(row + 16, v1);
+  }
+}
+
+__attribute__((target("avx2,fma"))) void microkernel_avx2(std::size_t kc, const float* a, const float* b,
+                                                          const TileOutput& out) {
+  constexpr int mr = 6;
+  __m256 c[mr][2];
+  for (int r = 0; r < mr; ++r) c[r][0] = c[r][1] = _mm256_setzero_ps();
+  for (std::size_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(b + p * 16);
+    const __m256 b1 = _mm256_load_ps(b + p * 16 + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; ++r) {
+      const __m256 x = _mm256_broadcast_ss(a + p * mr + r);
+      c[r][0] = _mm256_fmadd_ps(x, b0, c[r][0]);
+      c[r][1] = _mm256_fmadd_ps(x, b1, c[r][1]);
+    }
+  }
+  if (out.c == nullptr) {
+    for (int r = 0; r < mr; ++r) {
+      _mm256_store_ps(out.acc + r * 16, c[r][0]);
+      _mm256_store_ps(out.acc + r * 16 + 8, c[r][1]);
+    }
+    return;
+  }
+  const __m256 alpha = _mm256_set1_ps(out.alpha), scale = _mm256_set1_ps(out.c_scale);
+  const __m256 bias0 = out.bias ? _mm256_loadu_ps(out.bias) : _mm256_setzero_ps();
+  const __m256 bias1 = out.bias ? _mm256_loadu_ps(out.bias + 8) : _mm256_setzero_ps();
+  for (int r = 0; r < mr; ++r) {
+    float* row = out.c + r * out.ldc;
+    __m256 v0 = _mm256_fmadd_ps(alpha, c[r][0], bias0), v1 = _mm256_fmadd_ps(alpha, c[r][1], bias1);
+    if (out.c_scale != 0.0f) {
+      v0 = _mm256_fmadd_ps(scale, _mm256_loadu_ps(row), v0);
+      v1 = _mm256_fmadd_ps(scale, _mm256_loadu_ps(row + 8), v1);
+    }
+    _mm256_storeu_ps(row, v0);
+    _mm256_storeu_ps(row + 8, v1);
+  }
+}
+
+// Portable: plain loops the compiler vectorises for whatever the build targets.
+void microkernel_portable(std::size_t kc, const float* a, const float* b, const TileOutput& out) {
+  constexpr int mr = 4, nr = 16;
+  float c[mr][nr] = {};
+  for (std::size_t p = 0; p < kc; ++p) {
+    for (int r = 0; r < mr; ++r) {
+      for (int j = 0; j < nr; ++j) c[r][j] += a[p * mr + r] * b[p * nr + j];
+    }
+  }
+  if (out.c == nullptr) {
+    std::memcpy(out.acc, c, sizeof c);
+    return;
+  }
+  for (int r = 0; r < mr; ++r) {
+    float* row = out.c + r * out.ldc;
+    for (int j = 0; j < nr; ++j) {
+      float value = out.alpha * c[r][j] + (out.bias ? out.bias[j] : 0.0f);
+      row[j] = out.c_scale != 0.0f ? value + out.c_scale * row[j] : value;
+    }
+  }
+}
+
+}  // namespace
+
+const MicrokernelShape& cpu_microkernel() {
+  static const MicrokernelShape shape = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return MicrokernelShape{12, 32, 256, 144, 2048, microkernel_avx512};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return MicrokernelShape{6, 16, 256, 120, 2048, microkernel_avx2};
+    return MicrokernelShape{4, 16, 256, 128, 2048, microkernel_portable};
+  }();
+  return shape;
+}
+
+}  // namespace porta::kernels::cpu

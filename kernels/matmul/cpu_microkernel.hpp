@@ -1,0 +1,31 @@
+// cpu_microkernel.hpp — the register-blocked f32 microkernel of the cpu matmul, chosen
+// at run time by cpu feature; the cpu attention kernels multiply with it too.
+#pragma once
+
+#include <cstddef>
+
+namespace porta::kernels::cpu {
+
+// Where a microkernel puts its MR x NR block of sum over p < kc of a[p][..] x b[p][..]
+// (a and b packed sliver by sliver: MR values of A, then NR values of B, per step of k):
+// into an f32 C tile directly, c = alpha * acc + c_scale * c (c_scale 0: C is not read)
+// + bias (when not null), or, when c is null, into `acc` for the generic store.
+struct TileOutput {
+  float* c;
+  std::size_t ldc;
+  float alpha;
+  float c_scale;
+  const float* bias;
+  float* acc;
+};
+using Microkernel = void (*)(std::size_t kc, const float* a, const float* b, const TileOutput& out);
+
+// The microkernel for this cpu and the cache blocks that suit it.
+struct MicrokernelShape {
+  std::size_t mr, nr;      // register block
+  std::size_t kc, mc, nc;  // cache blocks: kc x nr of B stays in L1, mc x kc of A in L2
+  Microkernel kernel;
+};
+const MicrokernelShape& cpu_microkernel();
+
+}  // namespace porta::kernels::cpu
