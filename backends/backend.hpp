@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "attention/params.h"
 #include "copy_cast/params.h"
 #include "elementwise/params.h"
 #include "fill/params.h"
@@ -19,13 +20,14 @@
 #include "porta/dtype.hpp"
 #include "random/params.h"
 #include "reduce/params.h"
+#include "softmax/params.h"
 
 namespace porta::backend {
 
 // Bumped when an entry below changes meaning; each backend states the version it implements.
-inline constexpr int interface_version = 2;
+inline constexpr int interface_version = 3;
 
-enum class Op { fill, copy_cast, elementwise, random, reduce_sum, matmul };
+enum class Op { fill, copy_cast, elementwise, random, reduce_sum, matmul, attention, softmax_rows };
 
 // A device allocation. Destroying the last reference frees it; backends keep buffers
 // that queued work still uses alive until that work completes.
@@ -73,6 +75,19 @@ class Device {
   // `kernel` is one of matmul_kernels(); bias is null when params.has_bias == 0.
   virtual void matmul(const Buffer& a, const Buffer& b, const Buffer* bias, Buffer& c,
                       const kernels::MatmulParams& params, std::string_view kernel) = 0;
+
+  // Fused attention (kernels/attention/params.h) by implementation name, preferred first.
+  // Optional entries: a backend without them offers no attention kernel (and no
+  // softmax_rows), and the front end reports that as ErrorKind::unsupported.
+  virtual std::vector<std::string> attention_kernels() const { return {}; }
+  virtual void attention_forward(const Buffer& q, const Buffer& k, const Buffer& v, Buffer& o, Buffer& lse,
+                                 const kernels::AttentionParams& params, std::string_view kernel);
+  virtual void attention_backward(const Buffer& q, const Buffer& k, const Buffer& v, const Buffer& o,
+                                  const Buffer& lse, const Buffer& grad_o, Buffer& dq, Buffer& dk, Buffer& dv,
+                                  const kernels::AttentionParams& params, std::string_view kernel);
+  // Masked, scaled row softmax with log-sum-exp: the middle step of unfused attention.
+  virtual bool has_softmax_rows() const { return false; }
+  virtual void softmax_rows(const Buffer& in, Buffer& out, Buffer& lse, const kernels::SoftmaxParams& params);
 
   // Accounting shared by all backends.
   DeviceStats stats() const;

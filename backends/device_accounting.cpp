@@ -1,7 +1,28 @@
-// device_accounting.cpp — allocation and compilation counters shared by every backend.
+// device_accounting.cpp — what every backend shares: allocation and compilation
+// counters, and the answer of an optional entry a backend does not implement.
 #include "backends/backend.hpp"
+#include "porta/error.hpp"
 
 namespace porta::backend {
+
+namespace {
+[[noreturn]] void not_offered(const Device& device, const char* entry) {
+  throw Error(ErrorKind::unsupported, "porta: " + device.info().id() + " has no " + entry + " kernel yet");
+}
+}  // namespace
+
+void Device::attention_forward(const Buffer&, const Buffer&, const Buffer&, Buffer&, Buffer&,
+                               const kernels::AttentionParams&, std::string_view) {
+  not_offered(*this, "attention");
+}
+void Device::attention_backward(const Buffer&, const Buffer&, const Buffer&, const Buffer&, const Buffer&,
+                                const Buffer&, Buffer&, Buffer&, Buffer&, const kernels::AttentionParams&,
+                                std::string_view) {
+  not_offered(*this, "attention");
+}
+void Device::softmax_rows(const Buffer&, Buffer&, Buffer&, const kernels::SoftmaxParams&) {
+  not_offered(*this, "softmax");
+}
 
 DeviceStats Device::stats() const {
   DeviceStats stats;

@@ -141,6 +141,26 @@ class CpuDevice final : public Device, public std::enable_shared_from_this<CpuDe
     arena_.execute([&] { kernels::cpu::reduce_sum(data_of(in), data_of(out), params); });
   }
 
+  std::vector<std::string> attention_kernels() const override { return {"flash"}; }
+  void attention_forward(const Buffer& q, const Buffer& k, const Buffer& v, Buffer& o, Buffer& lse,
+                         const kernels::AttentionParams& params, std::string_view) override {
+    ScratchAccount scratch(*this, kernels::cpu::attention_scratch_bytes(params, false, threads()));
+    arena_.execute([&] { kernels::cpu::attention_forward(data_of(q), data_of(k), data_of(v), data_of(o), data_of(lse), params); });
+  }
+  void attention_backward(const Buffer& q, const Buffer& k, const Buffer& v, const Buffer& o, const Buffer& lse,
+                          const Buffer& grad_o, Buffer& dq, Buffer& dk, Buffer& dv, const kernels::AttentionParams& params,
+                          std::string_view) override {
+    ScratchAccount scratch(*this, kernels::cpu::attention_scratch_bytes(params, true, threads()));
+    arena_.execute([&] {
+      kernels::cpu::attention_backward(data_of(q), data_of(k), data_of(v), data_of(o), data_of(lse), data_of(grad_o),
+                                       data_of(dq), data_of(dk), data_of(dv), params);
+    });
+  }
+  bool has_softmax_rows() const override { return true; }
+  void softmax_rows(const Buffer& in, Buffer& out, Buffer& lse, const kernels::SoftmaxParams& params) override {
+    arena_.execute([&] { kernels::cpu::softmax_rows(data_of(in), data_of(out), data_of(lse), params); });
+  }
+
   std::vector<std::string> matmul_kernels() const override { return {"packed", "naive"}; }
   void matmul(const Buffer& a, const Buffer& b, const Buffer* bias, Buffer& c, const kernels::MatmulParams& params,
               std::string_view kernel) override {
@@ -155,6 +175,19 @@ class CpuDevice final : public Device, public std::enable_shared_from_this<CpuDe
   }
 
  private:
+  // Kernel working memory on the host heap, counted like tensors while the kernel runs.
+  struct ScratchAccount {
+    ScratchAccount(CpuDevice& device, std::uint64_t bytes) : device_(device), bytes_(bytes) {
+      device_.count_allocation(bytes_);
+    }
+    ~ScratchAccount() { device_.count_free(bytes_); }
+    ScratchAccount(const ScratchAccount&) = delete;
+    ScratchAccount& operator=(const ScratchAccount&) = delete;
+    CpuDevice& device_;
+    std::uint64_t bytes_;
+  };
+  std::size_t threads() { return static_cast<std::size_t>(arena_.max_concurrency()); }
+
   DeviceInfo info_;
   tbb::task_arena arena_;
 };

@@ -1,6 +1,7 @@
 // porta.hpp — the umbrella header: everything a user of porta needs.
 #pragma once
 
+#include "porta/attention.hpp"
 #include "porta/device.hpp"
 #include "porta/dtype.hpp"
 #include "porta/error.hpp"
