@@ -30,7 +30,8 @@ std::size_t round_up(std::size_t value, std::size_t multiple) { return (value + 
 // (relative error 2.6e-9); plain arithmetic, so loops over it vectorise.
 inline float exp2_nonpositive(float x) {
   x = std::max(x, -127.0f);
-  const float whole = std::floor(x);
+  const float truncated = static_cast<float>(static_cast<int>(x));  // floor without a libm call
+  const float whole = truncated > x ? truncated - 1.0f : truncated;
   const float f = x - whole;
   float poly = 0.00021877504774643532f;
   poly = poly * f + 0.0012387821477309214f;
@@ -40,6 +41,51 @@ inline float exp2_nonpositive(float x) {
   poly = poly * f + 0.6931469286930213f;
   poly = poly * f + 1.0000000025868894f;
   return std::bit_cast<float>(static_cast<std::uint32_t>(static_cast<int>(whole) + 127) << 23) * poly;
+}
+
+// One query row's step of the online softmax over a key block: scales and exponentiates
+// the `visible` scores, writes the probabilities into the packed P sliver (stride mr,
+// zeros past `visible`), and rescales the running sum and output row. Cloned per SIMD
+// level: this elementwise work is what the microkernel does not cover.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void online_softmax_row(
+    float* scores, std::size_t visible, float scale_log2, float* sliver, std::size_t mr, float& running_max,
+    float& running_sum, float* acc_row, std::size_t d_pad) {
+  if (visible == 0) {
+    for (std::size_t j = 0; j < block_k; ++j) sliver[j * mr] = 0.0f;
+    return;
+  }
+  float block_max = -std::numeric_limits<float>::infinity();
+  for (std::size_t j = 0; j < visible; ++j) block_max = std::max(block_max, scores[j] * scale_log2);
+  const float new_max = std::max(running_max, block_max);
+  const float correction = exp2_nonpositive(running_max - new_max);
+  float total = 0.0f;
+  for (std::size_t j = 0; j < visible; ++j) {
+    scores[j] = exp2_nonpositive(scores[j] * scale_log2 - new_max);
+    total += scores[j];
+  }
+  for (std::size_t j = 0; j < block_k; ++j) sliver[j * mr] = j < visible ? scores[j] : 0.0f;
+  running_sum = running_sum * correction + total;
+  running_max = new_max;
+  if (correction != 1.0f) {
+    for (std::size_t c = 0; c < d_pad; ++c) acc_row[c] *= correction;
+  }
+}
+
+// One query row of the backward over a key block: P = 2^(S scale_log2 - lse_log2) and
+// dS = P (dP - delta) for the `visible` keys (0 past them), written in the packed
+// layouts the three products need.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void gradient_row(
+    const float* scores, const float* grad_p, std::size_t visible, float scale_log2, float lse_log2, float delta,
+    float* probabilities_t, float* grad_s_t, std::size_t t_stride, float* grad_s_sliver, std::size_t mr) {
+  for (std::size_t j = 0; j < block_k; ++j) {
+    const bool seen = j < visible;
+    const float prob = seen ? exp2_nonpositive(scores[j] * scale_log2 - lse_log2) : 0.0f;
+    const float ds = seen ? prob * (grad_p[j] - delta) : 0.0f;
+    const std::size_t t = (j / mr) * t_stride + j % mr;
+    probabilities_t[t] = prob;
+    grad_s_t[t] = ds;
+    grad_s_sliver[j * mr] = ds;
+  }
 }
 
 // Addressing of one [batch, heads, n, d] operand with a unit stride along d.
@@ -190,29 +236,11 @@ void attention_forward(const void* q_base, const void* k_base, const void* v_bas
           const std::size_t j0 = kb * block_k;
           multiply(micro, d, queries, block_q, keys.data + kb * block_k * d, block_k, scores, block_k, 1.0f, 0.0f);
           for (std::size_t i = 0; i < block_q; ++i) {
-            float* s = scores + i * block_k;
             const std::int64_t last = i < q1 - q0 ? std::min<std::int64_t>(last_visible_key(p, q0 + i), p.nk - 1) : -1;
             const std::int64_t visible = std::clamp<std::int64_t>(last - std::int64_t(j0) + 1, 0, block_k);
-            float block_max = -std::numeric_limits<float>::infinity();
-            for (std::int64_t j = 0; j < visible; ++j) block_max = std::max(block_max, s[j] * scale_log2);
-            float* sliver = probabilities + (i / micro.mr) * micro.mr * block_k + i % micro.mr;
-            if (visible == 0) {
-              for (std::size_t j = 0; j < block_k; ++j) sliver[j * micro.mr] = 0.0f;
-              continue;
-            }
-            const float new_max = std::max(running_max[i], block_max);
-            const float correction = exp2_nonpositive(running_max[i] - new_max);
-            float total = 0.0f;
-            for (std::int64_t j = 0; j < visible; ++j) {
-              s[j] = exp2_nonpositive(s[j] * scale_log2 - new_max);
-              total += s[j];
-            }
-            for (std::size_t j = 0; j < block_k; ++j) sliver[j * micro.mr] = std::int64_t(j) < visible ? s[j] : 0.0f;
-            running_sum[i] = running_sum[i] * correction + total;
-            running_max[i] = new_max;
-            if (correction != 1.0f) {
-              for (std::size_t c = 0; c < d_pad; ++c) acc[i * d_pad + c] *= correction;
-            }
+            online_softmax_row(scores + i * block_k, static_cast<std::size_t>(visible), scale_log2,
+                               probabilities + (i / micro.mr) * micro.mr * block_k + i % micro.mr, micro.mr,
+                               running_max[i], running_sum[i], acc + i * d_pad, d_pad);
           }
           multiply(micro, block_k, probabilities, block_q, values.data + kb * block_k * d_pad, d_pad, acc, d_pad, 1.0f,
                    1.0f);
@@ -292,18 +320,10 @@ void attention_backward(const void* q_base, const void* k_base, const void* v_ba
             const std::int64_t visible = std::isfinite(lse_log2[i])
                                              ? std::clamp<std::int64_t>(last - std::int64_t(j0) + 1, 0, block_k)
                                              : 0;
-            const float* s = scores.data + i * block_k;
-            const float* dp = grad_p.data + i * block_k;
-            float* ds_row_sliver = grad_s.data + (i / micro.mr) * micro.mr * block_k + i % micro.mr;
-            for (std::size_t j = 0; j < block_k; ++j) {
-              const bool seen = std::int64_t(j) < visible;
-              const float prob = seen ? exp2_nonpositive(s[j] * scale_log2 - lse_log2[i]) : 0.0f;
-              const float ds = seen ? prob * (dp[j] - delta[i]) : 0.0f;
-              const std::size_t t = (j / micro.mr) * micro.mr * block_q + i * micro.mr + j % micro.mr;
-              probabilities_t.data[t] = prob;
-              grad_s_t.data[t] = ds;
-              ds_row_sliver[j * micro.mr] = ds;
-            }
+            gradient_row(scores.data + i * block_k, grad_p.data + i * block_k, static_cast<std::size_t>(visible),
+                         scale_log2, lse_log2[i], delta[i], probabilities_t.data + i * micro.mr,
+                         grad_s_t.data + i * micro.mr, micro.mr * block_q,
+                         grad_s.data + (i / micro.mr) * micro.mr * block_k + i % micro.mr, micro.mr);
           }
           float* dv_block = grad_v.data() + j0 * d_pad;
           float* dk_block = grad_k.data() + j0 * d_pad;
