@@ -332,7 +332,13 @@ TEST_P(MatmulBackward, MatchesFloat64Reference) {
       }
     }
   }
-  MatmulGradients gradients = matmul_backward(grad.tensor, a.tensor, b.tensor, options);
+  MatmulGradients gradients;
+  try {
+    gradients = matmul_backward(grad.tensor, a.tensor, b.tensor, options);
+  } catch (const Error& error) {
+    if (error.kind() != ErrorKind::unsupported) throw;
+    GTEST_SKIP() << error.what();
+  }
   EXPECT_EQ(gradients.da.shape(), a.tensor.shape());
   EXPECT_EQ(gradients.db.shape(), b.tensor.shape());
   EXPECT_EQ(gradients.dbias.shape(), bias.tensor.shape());

@@ -343,7 +343,7 @@ const std::shared_ptr<Allocation>& allocation_of(const Buffer& buffer) {
 }
 
 // The kernels: embedded SPIR-V name, storage-buffer bindings and push-constant size.
-enum class Kernel { fill, copy_cast, elementwise, random, reduce, count };
+enum class Kernel { fill, copy_cast, elementwise, random, reduce, matmul, matmul_tiled, matmul_subgroup, count };
 
 struct KernelSpec {
   const char* name;
@@ -357,7 +357,11 @@ constexpr std::array<KernelSpec, static_cast<std::size_t>(Kernel::count)> kernel
     {"elementwise", 3, sizeof(kernels::ElementwiseParams)},
     {"random", 1, sizeof(kernels::RandomParams)},
     {"reduce", 2, sizeof(kernels::ReduceParams)},
+    {"matmul", 4, sizeof(kernels::MatmulParams)},  // a, b, bias, c
+    {"matmul_tiled", 4, sizeof(kernels::MatmulParams)},
+    {"matmul_subgroup", 4, sizeof(kernels::MatmulParams)},
 }};
+constexpr std::uint32_t max_bindings = 4;
 
 bool is_narrow(std::uint32_t dtype) { return dtype == PORTA_DTYPE_F16 || dtype == PORTA_DTYPE_BF16; }
 
@@ -404,7 +408,11 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
     traits.max_group_size_x = facts.properties.limits.maxComputeWorkGroupSize[0];
     traits.max_group_count_x = facts.properties.limits.maxComputeWorkGroupCount[0];
     traits.shared_memory_bytes = facts.properties.limits.maxComputeSharedMemorySize;
+    traits.subgroup_stages = facts.subgroup.supportedStages;
+    traits.subgroup_operations = facts.subgroup.supportedOperations;
     tuning_ = vulkan::choose_tuning(traits);
+    matmul_config_ = vulkan::choose_matmul(traits);
+    subgroup_matmul_ = vulkan::matmul_subgroup_supported(traits);
     choose_memory_types();
     try {
       create_device();
@@ -529,6 +537,51 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
     const std::uint64_t pieces = std::uint64_t(params.rows) * params.chunks;
     launch(Kernel::reduce, {&in, &out}, &params, is_narrow(params.in_dtype) || is_narrow(params.out_dtype),
            pieces * tuning_.reduce_group_size, tuning_.reduce_group_size);
+  }
+
+  std::vector<std::string> matmul_kernels() const override {
+    std::vector<std::string> names{std::string(matmul_config_.preferred)};
+    if (matmul_config_.preferred != "tiled") names.emplace_back("tiled");
+    if (matmul_config_.preferred != "subgroup" && subgroup_matmul_) names.emplace_back("subgroup");
+    names.emplace_back("naive");
+    return names;
+  }
+
+  void matmul(const Buffer& a, const Buffer& b, const Buffer* bias, Buffer& c, const kernels::MatmulParams& params,
+              std::string_view kernel) override {
+    const bool storage16 = is_narrow(params.ab_dtype) || is_narrow(params.c_dtype) ||
+                           (params.has_bias != 0 && is_narrow(params.bias_dtype));
+    // Without a bias the slot still needs a buffer: a, which the shader never reads there.
+    const Buffer* bias_or_a = bias != nullptr ? bias : &a;
+    const auto& limits = facts_.properties.limits;
+    auto groups_for = [&](std::uint64_t n_groups, std::uint64_t m_groups) {
+      return std::array<std::uint32_t, 3>{
+          static_cast<std::uint32_t>(std::clamp<std::uint64_t>(n_groups, 1, limits.maxComputeWorkGroupCount[0])),
+          static_cast<std::uint32_t>(std::clamp<std::uint64_t>(m_groups, 1, limits.maxComputeWorkGroupCount[1])),
+          static_cast<std::uint32_t>(std::clamp<std::uint64_t>(params.batch, 1, limits.maxComputeWorkGroupCount[2]))};
+    };
+    auto ceil_div = [](std::uint64_t x, std::uint64_t y) { return (x + y - 1) / y; };
+    if (kernel == "tiled" && params.k > 0) {
+      const auto& t = matmul_config_.tiles;
+      launch_groups(Kernel::matmul_tiled, {&a, &b, bias_or_a, &c}, &params, storage16,
+                    groups_for(ceil_div(params.n, t.bn), ceil_div(params.m, t.bm)),
+                    {t.threads(), t.bm, t.bn, t.bk, t.tm, t.tn, params.ab_dtype});
+    } else if (kernel == "subgroup" && params.k > 0 && subgroup_matmul_) {
+      const std::uint32_t lanes = facts_.subgroup.subgroupSize;
+      const std::uint32_t cols = matmul_config_.subgroup_cols;
+      launch_groups(Kernel::matmul_subgroup, {&a, &b, bias_or_a, &c}, &params, storage16,
+                    groups_for(ceil_div(params.n, lanes * cols), ceil_div(params.m, vulkan::matmul_subgroup_rows)),
+                    {lanes, lanes, params.ab_dtype, cols});
+    } else if (kernel == "naive" || params.k == 0) {
+      // The flattened m x n elements along x, a grid-stride loop covering the rest.
+      const std::uint32_t group = tuning_.stream_group_size;
+      auto groups = groups_for(ceil_div(std::uint64_t(params.m) * params.n, group), 1);
+      groups[0] = std::min(groups[0], tuning_.max_groups);
+      launch_groups(Kernel::matmul, {&a, &b, bias_or_a, &c}, &params, storage16, groups, {group});
+    } else {
+      throw Error(ErrorKind::invalid_argument, "porta vulkan: matmul on " + core_->id + ": no kernel named '" +
+                                                   std::string(kernel) + "'");
+    }
   }
 
  private:
@@ -687,8 +740,9 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
   }
 
   // --- pipelines --------------------------------------------------------------------------
-  VkPipeline pipeline(Kernel kernel, bool storage16, std::uint32_t group_size) {
-    auto key = std::make_tuple(kernel, storage16, group_size);
+  // `constants` are the specialization constants 0, 1, ... (0: the work-group size).
+  VkPipeline pipeline(Kernel kernel, bool storage16, const std::vector<std::uint32_t>& constants) {
+    auto key = std::make_tuple(kernel, storage16, constants);
     if (auto found = pipelines_.find(key); found != pipelines_.end()) return found->second;
     const auto& spec = kernel_specs[static_cast<std::size_t>(kernel)];
     const std::string name = std::string(spec.name) + (storage16 ? ".s16_1" : ".s16_0");
@@ -701,8 +755,12 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
     check(vkCreateShaderModule(core_->device, &module_info, nullptr, &module), "vkCreateShaderModule(" + name + ")",
           core_->id);
 
-    VkSpecializationMapEntry entry{0, 0, sizeof(std::uint32_t)};  // constant 0: the work-group size
-    VkSpecializationInfo specialization{1, &entry, sizeof group_size, &group_size};
+    std::vector<VkSpecializationMapEntry> entries(constants.size());
+    for (std::uint32_t id = 0; id < constants.size(); ++id) {
+      entries[id] = {id, static_cast<std::uint32_t>(id * sizeof(std::uint32_t)), sizeof(std::uint32_t)};
+    }
+    VkSpecializationInfo specialization{static_cast<std::uint32_t>(entries.size()), entries.data(),
+                                        constants.size() * sizeof(std::uint32_t), constants.data()};
     VkComputePipelineCreateInfo info{};
     info.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO;
     info.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;
@@ -721,8 +779,9 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
     VkPipeline created = VK_NULL_HANDLE;
     VkResult result = vkCreateComputePipelines(core_->device, pipeline_cache_, 1, &info, nullptr, &created);
     vkDestroyShaderModule(core_->device, module, nullptr);
-    check(result, "vkCreateComputePipelines(" + name + ", work-group size " + std::to_string(group_size) + ")",
-          core_->id);
+    std::string described;
+    for (std::uint32_t value : constants) described += (described.empty() ? "" : ", ") + std::to_string(value);
+    check(result, "vkCreateComputePipelines(" + name + ", specialization " + described + ")", core_->id);
     pipelines_.emplace(key, created);
     const VkPipelineCreationFeedbackFlags hit =
         VK_PIPELINE_CREATION_FEEDBACK_VALID_BIT | VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT;
@@ -843,7 +902,7 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
     if (batch.pools.empty() || batch.sets_in_pool == sets_per_pool) {
       if (!batch.pools.empty()) ++batch.pool_in_use;
       if (batch.pool_in_use == batch.pools.size()) {
-        VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, sets_per_pool * 3};
+        VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, sets_per_pool * max_bindings};
         VkDescriptorPoolCreateInfo info{};
         info.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO;
         info.maxSets = sets_per_pool;
@@ -877,19 +936,27 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
     vkCmdPipelineBarrier(commands, stages, stages, 0, 1, &barrier, 0, nullptr, 0, nullptr);
   }
 
+  // One invocation per item along x, at most max_groups work-groups (kernels stride over the rest).
   void launch(Kernel kernel, std::initializer_list<const Buffer*> buffers, const void* params, bool storage16,
               std::uint64_t items, std::uint32_t group_size) {
+    const std::uint64_t groups_needed = (items + group_size - 1) / group_size;
+    const auto groups = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(groups_needed, 1, tuning_.max_groups));
+    launch_groups(kernel, buffers, params, storage16, {groups, 1, 1}, {group_size});
+  }
+
+  void launch_groups(Kernel kernel, std::initializer_list<const Buffer*> buffers, const void* params, bool storage16,
+                     std::array<std::uint32_t, 3> groups, const std::vector<std::uint32_t>& constants) {
     std::lock_guard lock(mutex_);
     const auto& spec = kernel_specs[static_cast<std::size_t>(kernel)];
     if (storage16 && !facts_.storage16) {
       throw Error(ErrorKind::unsupported, "porta vulkan: " + std::string(spec.name) + " on " + core_->id +
                                               ": f16/bf16 need storageBuffer16BitAccess, which this device lacks");
     }
-    VkPipeline chosen = pipeline(kernel, storage16, group_size);
+    VkPipeline chosen = pipeline(kernel, storage16, constants);
     Batch& batch = recording_batch();
     VkDescriptorSet set = allocate_set(batch, kernel);
-    std::array<VkDescriptorBufferInfo, 3> infos{};
-    std::array<VkWriteDescriptorSet, 3> writes{};
+    std::array<VkDescriptorBufferInfo, max_bindings> infos{};
+    std::array<VkWriteDescriptorSet, max_bindings> writes{};
     std::uint32_t binding = 0;
     for (const Buffer* buffer : buffers) {
       const auto& allocation = allocation_of(*buffer);
@@ -904,15 +971,13 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
       ++binding;
     }
     vkUpdateDescriptorSets(core_->device, binding, writes.data(), 0, nullptr);
-    const std::uint64_t groups_needed = (items + group_size - 1) / group_size;
-    const auto groups = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(groups_needed, 1, tuning_.max_groups));
     const std::size_t layout = static_cast<std::size_t>(kernel);
     vkCmdBindPipeline(batch.commands, VK_PIPELINE_BIND_POINT_COMPUTE, chosen);
     vkCmdBindDescriptorSets(batch.commands, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline_layouts_[layout], 0, 1, &set, 0,
                             nullptr);
     vkCmdPushConstants(batch.commands, pipeline_layouts_[layout], VK_SHADER_STAGE_COMPUTE_BIT, 0, spec.push_bytes,
                        params);
-    vkCmdDispatch(batch.commands, groups, 1, 1);
+    vkCmdDispatch(batch.commands, groups[0], groups[1], groups[2]);
     barrier_after(batch.commands);
     // Long runs without a sync point: let the device start, and bound what the batch holds.
     if (++batch.dispatches >= tuning_.batch_dispatches) submit();
@@ -1024,6 +1089,8 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
   std::shared_ptr<Core> core_;
   DeviceInfo info_;
   Tuning tuning_;
+  vulkan::MatmulConfig matmul_config_;
+  bool subgroup_matmul_ = false;  // vulkan_subgroup.comp can run here
   std::optional<std::uint32_t> mapped_type_;   // device-local, host-visible and coherent
   std::optional<std::uint32_t> local_type_;    // device-local
   std::optional<std::uint32_t> staging_type_;  // host-visible and coherent
@@ -1036,7 +1103,7 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
   VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;
   std::filesystem::path cache_path_;
   bool cache_dirty_ = false;
-  std::map<std::tuple<Kernel, bool, std::uint32_t>, VkPipeline> pipelines_;
+  std::map<std::tuple<Kernel, bool, std::vector<std::uint32_t>>, VkPipeline> pipelines_;
   std::unique_ptr<Batch> recording_;
   std::deque<std::unique_ptr<Batch>> in_flight_;
   std::vector<std::unique_ptr<Batch>> spare_;

@@ -1,12 +1,14 @@
 // vulkan_tuning.hpp — per-device launch parameters of the Vulkan kernels (work-group sizes,
-// dispatch and batch limits), chosen from what the device reports; kept apart from the
-// backend code so the table can grow (matmul tiles...) without touching it.
+// dispatch and batch limits, the matmul configuration table), chosen from what the device
+// reports; kept apart from the backend code so the tables can grow without touching it.
 #pragma once
 
 #include <vulkan/vulkan.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <string_view>
 
 namespace porta::backend::vulkan {
 
@@ -19,6 +21,8 @@ struct DeviceTraits {
   std::uint32_t max_group_size_x = 0;  // maxComputeWorkGroupSize[0]
   std::uint32_t max_group_count_x = 0;  // maxComputeWorkGroupCount[0]
   std::uint32_t shared_memory_bytes = 0;  // maxComputeSharedMemorySize
+  VkShaderStageFlags subgroup_stages = 0;  // VkPhysicalDeviceSubgroupProperties
+  VkSubgroupFeatureFlags subgroup_operations = 0;
 };
 
 struct Tuning {
@@ -61,6 +65,86 @@ inline Tuning choose_tuning(const DeviceTraits& device) {
   tuning.reduce_group_size = detail::power_of_two_at_most(std::min(group_limit, shared_limit), tuning.reduce_group_size);
   tuning.max_groups = std::max<std::uint32_t>(1, std::min(tuning.max_groups, device.max_group_count_x));
   return tuning;
+}
+
+// ---------------------------------------------------------------------------------------
+// Matmul. "tiled" (kernels/matmul/vulkan_tiled.comp) is the GPU design: shared-memory
+// tiles of BM x BN x BK, each invocation a TM x TN register block, (BM/TM)*(BN/TN)
+// invocations. "subgroup" (vulkan_subgroup.comp) is the CPU-device design: one subgroup
+// per work-group, 32 rows x subgroup-size columns, A shared through subgroupBroadcast.
+struct MatmulTiles {
+  std::uint32_t bm, bn, bk, tm, tn;
+  constexpr std::uint32_t threads() const { return (bm / tm) * (bn / tn); }
+  constexpr std::uint32_t shared_bytes() const { return 4 * bk * (bm + 1 + bn + 1); }  // the shader pads by one
+};
+
+inline constexpr std::uint32_t matmul_max_register_block = 8;  // MAX_T in vulkan_tiled.comp
+inline constexpr std::uint32_t matmul_subgroup_rows = 32;      // ROWS in vulkan_subgroup.comp
+inline constexpr std::uint32_t matmul_subgroup_max_cols = 8;   // MAX_COLS in vulkan_subgroup.comp
+
+struct MatmulConfig {
+  std::string_view preferred = "tiled";  // the kernel "auto" picks: tiled or subgroup
+  MatmulTiles tiles{64, 64, 16, 4, 4};
+  std::uint32_t subgroup_cols = 4;  // "subgroup": columns per invocation (1..8)
+};
+
+// One row of the table: the first whose type and vendor match (0: any) wins.
+struct MatmulTableEntry {
+  std::string_view what;            // for the reader: the devices this row is for
+  VkPhysicalDeviceType type;        // VK_PHYSICAL_DEVICE_TYPE_MAX_ENUM: any
+  std::uint32_t vendor_id;          // 0: any
+  MatmulConfig config;
+};
+
+// Measured rows: the CPU one, on lavapipe (Mesa 22.3, LLVM 15, 2 threads), where
+// "subgroup" ran several times faster than "tiled" (every load is a scalar bounds-checked
+// load there, and barriers are loops), and 8 columns per invocation beat 1, 2, 4 and 6
+// (2048^3: about 3x the rate of 1 column; 4096x3072x768 about 1.2x that of 4). The GPU rows are the usual shapes for each family
+// and are not measured here (no GPU in the environment where they were written): tune
+// them on the hardware and replace them.
+inline constexpr std::array<MatmulTableEntry, 6> matmul_table = {{
+    {"CPU devices: lavapipe, SwiftShader", VK_PHYSICAL_DEVICE_TYPE_CPU, 0, {"subgroup", {32, 32, 8, 4, 4}, 8}},
+    {"NVIDIA discrete", VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU, 0x10DE, {"tiled", {128, 128, 8, 8, 8}}},
+    {"AMD discrete (wave64 on GCN)", VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU, 0x1002, {"tiled", {128, 128, 8, 8, 8}}},
+    {"other discrete GPUs", VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU, 0, {"tiled", {128, 128, 8, 8, 8}}},
+    {"Mali: small register files", VK_PHYSICAL_DEVICE_TYPE_MAX_ENUM, 0x13B5, {"tiled", {32, 32, 8, 4, 4}}},
+    {"Adreno: small register files", VK_PHYSICAL_DEVICE_TYPE_MAX_ENUM, 0x5143, {"tiled", {32, 32, 8, 4, 4}}},
+}};
+// Unknown devices (integrated GPUs among them): a middle shape that fits every limit.
+inline constexpr MatmulConfig matmul_default{"tiled", {64, 64, 16, 4, 4}};
+// Fits the minimum limits Vulkan guarantees (128 invocations, 16 KiB shared memory).
+inline constexpr MatmulTiles matmul_fallback_tiles{32, 32, 8, 4, 4};
+
+// Whether vulkan_subgroup.comp can run: subgroupBroadcast in compute shaders, and a
+// subgroup size that divides its rows (one subgroup is the whole work-group).
+inline bool matmul_subgroup_supported(const DeviceTraits& device) {
+  const VkSubgroupFeatureFlags needed = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_BALLOT_BIT;
+  const std::uint32_t lanes = device.subgroup_size;
+  return (device.subgroup_stages & VK_SHADER_STAGE_COMPUTE_BIT) != 0 &&
+         (device.subgroup_operations & needed) == needed && lanes >= 4 && lanes <= matmul_subgroup_rows &&
+         (lanes & (lanes - 1)) == 0 && lanes <= device.max_invocations && lanes <= device.max_group_size_x;
+}
+
+inline bool matmul_tiles_fit(const MatmulTiles& tiles, const DeviceTraits& device) {
+  return tiles.tm >= 1 && tiles.tn >= 1 && tiles.tm <= matmul_max_register_block &&
+         tiles.tn <= matmul_max_register_block && tiles.bm % tiles.tm == 0 && tiles.bn % tiles.tn == 0 &&
+         tiles.bk >= 1 && tiles.threads() <= device.max_invocations && tiles.threads() <= device.max_group_size_x &&
+         tiles.shared_bytes() <= device.shared_memory_bytes;
+}
+
+inline MatmulConfig choose_matmul(const DeviceTraits& device) {
+  MatmulConfig config = matmul_default;
+  for (const auto& entry : matmul_table) {
+    if ((entry.type == VK_PHYSICAL_DEVICE_TYPE_MAX_ENUM || entry.type == device.type) &&
+        (entry.vendor_id == 0 || entry.vendor_id == device.vendor_id)) {
+      config = entry.config;
+      break;
+    }
+  }
+  if (!matmul_tiles_fit(config.tiles, device)) config.tiles = matmul_fallback_tiles;
+  config.subgroup_cols = std::clamp<std::uint32_t>(config.subgroup_cols, 1, matmul_subgroup_max_cols);
+  if (config.preferred == "subgroup" && !matmul_subgroup_supported(device)) config.preferred = "tiled";
+  return config;
 }
 
 }  // namespace porta::backend::vulkan

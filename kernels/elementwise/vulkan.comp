@@ -1,4 +1,5 @@
-// vulkan.comp — elementwise add, mul and axpby on Vulkan, f32 arithmetic for every dtype.
+// vulkan.comp — elementwise add, mul, axpby, gelu and its backward on Vulkan, f32 arithmetic
+// for every dtype.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #if PORTA_STORAGE16
@@ -42,8 +43,12 @@ void main() {
       value = a + b;
     } else if (p.op == PORTA_ELEMENTWISE_MUL) {
       value = a * b;
-    } else {
+    } else if (p.op == PORTA_ELEMENTWISE_AXPBY) {
       value = p.alpha * a + p.beta * b;
+    } else if (p.op == PORTA_ELEMENTWISE_GELU) {
+      value = porta_gelu(a);
+    } else {  // PORTA_ELEMENTWISE_GELU_BACKWARD: a is the gradient, b gelu's input
+      value = a * porta_gelu_derivative(b);
     }
     const uint bits = porta_float_to_bits(value, p.dtype);
 #if PORTA_STORAGE16

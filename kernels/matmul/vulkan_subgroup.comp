@@ -19,10 +19,11 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint LANES = 8;     // = subgroup size
 layout(constant_id = 2) const uint AB_DTYPE = 0;  // operand dtype, folded at pipeline build
 // Rows per work-group, a multiple of LANES; fixed here so that the accumulators live in
-// registers (a fully unrolled loop).
-#ifndef ROWS
-#define ROWS 32
-#endif
+// registers (a fully unrolled loop; the column loops are unrolled to MAX_COLS and the
+// unused ones fold away when the pipeline is specialized).
+#define ROWS 32  // matmul_subgroup_rows on the host
+layout(constant_id = 3) const uint COLS = 2;      // columns per lane, LANES apart; <= MAX_COLS
+#define MAX_COLS 8
 #define MAX_SLOTS 8  // ROWS / smallest LANES (4)
 
 void main() {
@@ -32,20 +33,30 @@ void main() {
   const uint b_step = p.trans_b != 0u ? 1u : p.ldb;
   for (uint z = gl_WorkGroupID.z; z < p.batch; z += gl_NumWorkGroups.z) {
     for (uint i0 = gl_WorkGroupID.y * ROWS; i0 < p.m; i0 += gl_NumWorkGroups.y * ROWS) {
-      for (uint j0 = gl_WorkGroupID.x * LANES; j0 < p.n; j0 += gl_NumWorkGroups.x * LANES) {
+      for (uint j0 = gl_WorkGroupID.x * LANES * COLS; j0 < p.n; j0 += gl_NumWorkGroups.x * LANES * COLS) {
         // Tails: clamped indices keep every load in bounds; the store is skipped.
-        const uint j = min(j0 + lane, p.n - 1u);
-        uint b_index = p.b_offset + z * p.batch_stride_b + (p.trans_b != 0u ? j * p.ldb : j);
+        uint b_index[MAX_COLS];
+        [[unroll]] for (uint c = 0u; c < MAX_COLS; ++c) {
+          const uint j = min(j0 + c * LANES + lane, p.n - 1u);
+          b_index[c] = p.b_offset + z * p.batch_stride_b + (p.trans_b != 0u ? j * p.ldb : j);
+        }
         uint a_index[MAX_SLOTS];
         [[unroll]] for (uint s = 0u; s < MAX_SLOTS; ++s) {
           const uint i = min(i0 + s * LANES + lane, p.m - 1u);
           a_index[s] = p.a_offset + z * p.batch_stride_a + (p.trans_a != 0u ? i : i * p.lda);
         }
-        float acc[ROWS];
-        [[unroll]] for (uint r = 0u; r < ROWS; ++r) acc[r] = 0.0f;
+        float acc[ROWS][MAX_COLS];
+        [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
+          [[unroll]] for (uint c = 0u; c < MAX_COLS; ++c) acc[r][c] = 0.0f;
+        }
         for (uint q = 0u; q < p.k; ++q) {
-          const float b = load_b(b_index, AB_DTYPE);
-          b_index += b_step;
+          float b[MAX_COLS];
+          [[unroll]] for (uint c = 0u; c < MAX_COLS; ++c) {
+            if (c < COLS) {
+              b[c] = load_b(b_index[c], AB_DTYPE);
+              b_index[c] += b_step;
+            }
+          }
           float a[MAX_SLOTS];
           [[unroll]] for (uint s = 0u; s < MAX_SLOTS; ++s) {
             if (s < slots) {
@@ -54,13 +65,19 @@ void main() {
             }
           }
           [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
-            acc[r] += subgroupBroadcast(a[r / LANES], r % LANES) * b;
+            const float a_r = subgroupBroadcast(a[r / LANES], r % LANES);
+            [[unroll]] for (uint c = 0u; c < MAX_COLS; ++c) {
+              if (c < COLS) acc[r][c] += a_r * b[c];
+            }
           }
         }
-        if (j0 + lane < p.n) {
-          const uint c_base = p.c_offset + z * p.batch_stride_c + j0 + lane;
-          [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
-            if (i0 + r < p.m) store_result(c_base + (i0 + r) * p.ldc, j0 + lane, acc[r]);
+        [[unroll]] for (uint c = 0u; c < MAX_COLS; ++c) {
+          const uint j = j0 + c * LANES + lane;
+          if (c < COLS && j < p.n) {
+            const uint c_base = p.c_offset + z * p.batch_stride_c + j;
+            [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
+              if (i0 + r < p.m) store_result(c_base + (i0 + r) * p.ldc, j, acc[r][c]);
+            }
           }
         }
       }
