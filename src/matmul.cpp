@@ -232,9 +232,11 @@ void matmul_into(Tensor& c, const Tensor& a, const Tensor& b, const MatmulOption
   params.epilogue = options.epilogue == Epilogue::gelu ? PORTA_EPILOGUE_GELU : PORTA_EPILOGUE_NONE;
   params.alpha = options.alpha;
   params.beta = options.beta;
-  // K = 0 leaves nothing to multiply: only the naive kernels promise to handle it.
+  // K = 0 leaves nothing to multiply: only the naive kernels promise to handle it, and
+  // A and B have no storage, so a one-element stand-in is bound that nothing reads.
   const std::string& chosen = K == 0 ? std::string("naive") : kernel;
-  device.impl().matmul(*opa.tensor.buffer(), *opb.tensor.buffer(),
+  const Tensor stand_in = K == 0 ? zeros({1}, a.dtype(), device) : Tensor();
+  device.impl().matmul(K == 0 ? *stand_in.buffer() : *opa.tensor.buffer(), K == 0 ? *stand_in.buffer() : *opb.tensor.buffer(),
                        bias.defined() ? bias_contiguous.buffer().get() : nullptr, *c.buffer(), params, chosen);
 }
 

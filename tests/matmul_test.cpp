@@ -369,6 +369,21 @@ INSTANTIATE_TEST_SUITE_P(AllDevices, MatmulBackward, ::testing::ValuesIn(backwar
                            return backward_name(param_info.param);
                          });
 
+// ---- empty operands --------------------------------------------------------------------
+
+TEST(MatmulEmpty, ZeroSizesGiveEmptyOrBiasOnlyResults) {
+  for (const Device& device : devices()) {
+    SCOPED_TRACE(device.id());
+    EXPECT_EQ(matmul(zeros({0, 5}, f32, device), zeros({5, 3}, f32, device)).shape(), (Shape{0, 3}));
+    EXPECT_EQ(matmul(zeros({4, 5}, f32, device), zeros({5, 0}, f32, device)).shape(), (Shape{4, 0}));
+    // K = 0: nothing to sum, so C = epilogue(bias).
+    MatmulOptions options;
+    options.bias = full({3}, 2.0, f32, device);
+    std::vector<float> c = matmul(zeros({4, 0}, f32, device), zeros({0, 3}, f32, device), options).to_host<float>();
+    EXPECT_EQ(c, std::vector<float>(12, 2.0f));
+  }
+}
+
 // ---- bad input -------------------------------------------------------------------------
 
 template <class F>

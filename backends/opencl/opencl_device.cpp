@@ -77,6 +77,12 @@ bool has_extension(const std::string& extensions, std::string_view name) {
 
 std::size_t round_up(std::size_t value, std::size_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
+std::size_t power_of_two_at_least(std::size_t value) {
+  std::size_t result = 1;
+  while (result < value) result *= 2;
+  return result;
+}
+
 std::size_t power_of_two_at_most(std::size_t value) {
   std::size_t result = 1;
   while (result * 2 <= value) result *= 2;
@@ -197,6 +203,7 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
     }
     // Storage-only 16-bit types with f32 math: any OpenCL 1.2 device can do it.
     info_.fp16 = true;
+    matmul_config_ = opencl::matmul_config(type, info_.vendor, info_.name);
 
     cl_int status = CL_SUCCESS;
     context_ = clCreateContext(nullptr, 1, &device_, nullptr, nullptr, &status);
@@ -210,6 +217,9 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
 
   ~OpenclDevice() override {
     clFinish(queue_);
+    for (cl_mem scratch : {pack_a_.memory, pack_b_.memory}) {
+      if (scratch != nullptr) clReleaseMemObject(scratch);
+    }
     for (auto& [key, program] : programs_) release(program);
     clReleaseCommandQueue(queue_);
     clReleaseContext(context_);
@@ -320,7 +330,153 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
     launch_1d(kernel, pieces * local, local);
   }
 
+  std::vector<std::string> matmul_kernels() const override {
+    if (matmul_config_.preferred == opencl::MatmulKernel::packed) return {"packed", "tiled", "naive"};
+    return {"tiled", "packed", "naive"};
+  }
+
+  void matmul(const Buffer& a, const Buffer& b, const Buffer* bias, Buffer& c, const kernels::MatmulParams& params,
+              std::string_view kernel) override {
+    std::lock_guard lock(mutex_);
+    const opencl::MatmulConfig config = current_matmul_config();
+    // Without a bias the kernels never read that argument; any valid buffer will do.
+    const cl_mem bias_memory = bias != nullptr ? memory_of(*bias) : memory_of(c);
+    if (kernel == "naive" || params.k == 0) {
+      matmul_naive(memory_of(a), memory_of(b), bias_memory, memory_of(c), params);
+    } else if (kernel == "tiled") {
+      matmul_tiled(memory_of(a), memory_of(b), bias_memory, memory_of(c), params, config.tiled);
+    } else if (kernel == "packed") {
+      if (!matmul_packed(memory_of(a), memory_of(b), bias_memory, memory_of(c), params, config.packed)) {
+        matmul_tiled(memory_of(a), memory_of(b), bias_memory, memory_of(c), params, config.tiled);
+      }
+    } else {
+      throw Error(ErrorKind::invalid_argument, "porta opencl: no matmul kernel named '" + std::string(kernel) +
+                                                   "' on " + info_.id() + " (expected packed, tiled or naive)");
+    }
+  }
+
  private:
+  // Scratch memory of the packed matmul: internal to the backend, reused call after call
+  // (the in-order queue finishes one matmul before the next repacks), grown on demand and
+  // not counted in the device's allocation statistics, which track user buffers.
+  struct Scratch {
+    cl_mem memory = nullptr;
+    std::size_t bytes = 0;
+  };
+
+  cl_mem scratch(Scratch& slot, std::size_t bytes) {
+    if (slot.bytes < bytes) {
+      if (slot.memory != nullptr) clReleaseMemObject(slot.memory);  // freed once queued work is done
+      slot = {};
+      cl_int status = CL_SUCCESS;
+      cl_mem memory = clCreateBuffer(context_, CL_MEM_READ_WRITE, bytes, nullptr, &status);
+      if (status != CL_SUCCESS) {
+        throw Error(opencl::error_kind(status), "porta opencl: matmul packing buffer of " + std::to_string(bytes) +
+                                                    " bytes on " + info_.id() + ": clCreateBuffer failed: " +
+                                                    describe(status));
+      }
+      slot = {memory, bytes};
+    }
+    return slot.memory;
+  }
+
+  // The table's entry, or $PORTA_OPENCL_MATMUL applied on top of it (read at every call so
+  // the tuner can switch configurations in one process).
+  opencl::MatmulConfig current_matmul_config() {
+    const char* text = std::getenv("PORTA_OPENCL_MATMUL");
+    if (text == nullptr || *text == '\0') return matmul_config_;
+    if (override_text_ != text) {
+      opencl::MatmulConfig config = matmul_config_;
+      opencl::apply_override(text, config);
+      override_config_ = config;
+      override_text_ = text;
+    }
+    return override_config_;
+  }
+
+  void matmul_naive(cl_mem a, cl_mem b, cl_mem bias, cl_mem c, const kernels::MatmulParams& p) {
+    cl_kernel kernel = kernel_for("matmul", "porta_matmul_naive");
+    set_buffers(kernel, {a, b, bias, c});
+    set_params(kernel, 4, p);
+    const std::size_t limit = local_size(kernel, 256);
+    std::size_t local[3] = {std::min<std::size_t>(16, limit), std::min<std::size_t>(16, max_work_items_y_), 1};
+    while (local[1] > 1 && local[0] * local[1] > limit) local[1] /= 2;
+    const std::size_t global[3] = {round_up(p.n, local[0]), round_up(p.m, local[1]), p.batch};
+    check(clEnqueueNDRangeKernel(queue_, kernel, 3, nullptr, global, local, 0, nullptr, nullptr),
+          "clEnqueueNDRangeKernel", info_.id());
+  }
+
+  void matmul_tiled(cl_mem a, cl_mem b, cl_mem bias, cl_mem c, const kernels::MatmulParams& p,
+                    const opencl::TiledMatmulConfig& t) {
+    cl_kernel kernel = kernel_for("matmul_tiled", "porta_matmul_tiled", opencl::build_defines(t));
+    const std::size_t local[3] = {t.ndimc, t.mdimc, 1};
+    std::size_t kernel_limit = 0;
+    clGetKernelWorkGroupInfo(kernel, device_, CL_KERNEL_WORK_GROUP_SIZE, sizeof kernel_limit, &kernel_limit, nullptr);
+    if (local[0] * local[1] > std::min(max_work_group_size_, kernel_limit > 0 ? kernel_limit : max_work_group_size_) ||
+        local[1] > max_work_items_y_) {
+      throw Error(ErrorKind::unsupported, "porta opencl: matmul " + opencl::to_string(t) + " needs work-groups of " +
+                                              std::to_string(local[0]) + " x " + std::to_string(local[1]) + " on " +
+                                              info_.id() + ", which allows " + std::to_string(kernel_limit) +
+                                              " items for this kernel");
+    }
+    set_buffers(kernel, {a, b, bias, c});
+    set_params(kernel, 4, p);
+    const std::size_t global[3] = {(p.n + t.nwg - 1) / t.nwg * t.ndimc, (p.m + t.mwg - 1) / t.mwg * t.mdimc, p.batch};
+    check(clEnqueueNDRangeKernel(queue_, kernel, 3, nullptr, global, local, 0, nullptr, nullptr),
+          "clEnqueueNDRangeKernel", info_.id());
+  }
+
+  // Packs op(A) and op(B) into f32 panels, then runs the register-blocked kernel. Returns
+  // false (nothing enqueued) when a packed copy would exceed the device's allocation limit.
+  bool matmul_packed(cl_mem a, cl_mem b, cl_mem bias, cl_mem c, const kernels::MatmulParams& p,
+                     const opencl::PackedMatmulConfig& t) {
+    const std::size_t nr = std::size_t(t.vw) * t.nv;
+    const std::size_t panels_m = (p.m + t.mr - 1) / t.mr;
+    const std::size_t panels_n = (p.n + nr - 1) / nr;
+    const std::size_t batches_a = p.batch_stride_a == 0 ? 1 : p.batch;
+    const std::size_t batches_b = p.batch_stride_b == 0 ? 1 : p.batch;
+    const std::size_t bytes_a = batches_a * panels_m * t.mr * p.k * sizeof(float);
+    const std::size_t bytes_b = batches_b * panels_n * nr * p.k * sizeof(float);
+    if (bytes_a > info_.max_allocation_bytes || bytes_b > info_.max_allocation_bytes) return false;
+    const std::string defines = opencl::build_defines(t);
+    cl_kernel pack_a = kernel_for("matmul_packed", "porta_matmul_pack_a", defines);
+    cl_kernel pack_b = kernel_for("matmul_packed", "porta_matmul_pack_b", defines);
+    cl_kernel compute = kernel_for("matmul_packed", "porta_matmul_packed", defines);
+    const cl_mem packed_a = scratch(pack_a_, bytes_a);
+    const cl_mem packed_b = scratch(pack_b_, bytes_b);
+
+    // One element per item over (k, rows) or (rows, k), whichever the source has contiguous
+    // first (see opencl_packed.cl), in 16 x 16 groups.
+    auto launch_pack = [&](cl_kernel pack, cl_mem source, cl_mem packed, std::size_t rows, std::size_t batches,
+                           bool along_k) {
+      set_buffers(pack, {source, packed});
+      set_params(pack, 2, p);
+      const std::size_t limit = local_size(pack, 256);
+      std::size_t local[3] = {std::min<std::size_t>(16, limit), std::min<std::size_t>(16, max_work_items_y_), 1};
+      while (local[1] > 1 && local[0] * local[1] > limit) local[1] /= 2;
+      const std::size_t x = along_k ? p.k : rows;
+      const std::size_t y = along_k ? rows : p.k;
+      const std::size_t global[3] = {round_up(x, local[0]), round_up(y, local[1]), batches};
+      check(clEnqueueNDRangeKernel(queue_, pack, 3, nullptr, global, local, 0, nullptr, nullptr),
+            "clEnqueueNDRangeKernel", info_.id());
+    };
+    launch_pack(pack_a, a, packed_a, panels_m * t.mr, batches_a, p.trans_a == 0);
+    launch_pack(pack_b, b, packed_b, panels_n * nr, batches_b, p.trans_b != 0);
+
+    set_buffers(compute, {packed_a, packed_b, bias, c});
+    set_params(compute, 4, p);
+    const std::size_t limit = local_size(compute, std::size_t(t.group_m) * t.group_n);
+    // No wider than the grid (rounded up to a power of two, so that small shapes share a few
+    // group sizes: PoCL compiles the kernel once per group size): items past the edge only idle.
+    std::size_t local[3] = {std::min<std::size_t>({t.group_n, limit, power_of_two_at_least(panels_n)}),
+                            std::min<std::size_t>({t.group_m, max_work_items_y_, power_of_two_at_least(panels_m)}), 1};
+    while (local[1] > 1 && local[0] * local[1] > limit) local[1] /= 2;
+    const std::size_t global[3] = {round_up(panels_n, local[0]), round_up(panels_m, local[1]), p.batch};
+    check(clEnqueueNDRangeKernel(queue_, compute, 3, nullptr, global, local, 0, nullptr, nullptr),
+          "clEnqueueNDRangeKernel", info_.id());
+    return true;
+  }
+
   // Drops extent-1 dimensions and merges neighbours that are contiguous with each other,
   // so a plain copy becomes rank 1 and the kernel decodes fewer dimensions.
   static kernels::CopyCastParams collapsed(const kernels::CopyCastParams& params) {
@@ -401,10 +557,10 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
     }
   }
 
-  // The kernel `name` of the op's program, built (or loaded from the disk cache) on first
+  // The kernel `name` of the op's program (`defines`: its tuning -D options), built (or loaded from the disk cache) on first
   // use for the current build options. Caller holds mutex_.
-  cl_kernel kernel_for(const std::string& op, std::string_view name) {
-    const std::string options = build_options();
+  cl_kernel kernel_for(const std::string& op, std::string_view name, const std::string& defines = {}) {
+    const std::string options = build_options() + defines;
     const std::string key = op + '\n' + options;
     auto found = programs_.find(key);
     if (found == programs_.end()) found = programs_.emplace(key, load_program(op, options)).first;
@@ -524,6 +680,11 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
   std::string driver_version_;
   std::mutex mutex_;  // kernel arguments are per kernel object: set and enqueue under one lock
   std::map<std::string, Program> programs_;  // by op and build options
+  opencl::MatmulConfig matmul_config_;        // this device's row of the matmul table
+  std::string override_text_;                 // the last $PORTA_OPENCL_MATMUL seen, parsed:
+  opencl::MatmulConfig override_config_;
+  Scratch pack_a_;                            // packed panels of the packed matmul
+  Scratch pack_b_;
 };
 
 }  // namespace

@@ -1,9 +1,11 @@
-// opencl.cl — elementwise add, mul and axpby in OpenCL C, f32 arithmetic for every dtype.
+// opencl.cl — elementwise add, mul, axpby, gelu and its backward in OpenCL C, f32 arithmetic for every dtype.
 #include "elementwise/params.h"
 
 PORTA_FN float porta_apply(uint op, float a, float b, float alpha, float beta) {
   if (op == PORTA_ELEMENTWISE_ADD) return a + b;
   if (op == PORTA_ELEMENTWISE_MUL) return a * b;
+  if (op == PORTA_ELEMENTWISE_GELU) return porta_gelu(a);
+  if (op == PORTA_ELEMENTWISE_GELU_BACKWARD) return a * porta_gelu_derivative(b);
   return alpha * a + beta * b;
 }
 

@@ -13,6 +13,9 @@
 #ifndef PORTA_NV
 #define PORTA_NV 2  // accumulator vectors per row: NR = VW * NV columns per work-item
 #endif
+#ifndef PORTA_KC
+#define PORTA_KC 0  // k per step of the work-group in lockstep (0: each item runs the whole k)
+#endif
 #define PORTA_NR (PORTA_VW * PORTA_NV)
 
 #if PORTA_VW != 2 && PORTA_VW != 4 && PORTA_VW != 8 && PORTA_VW != 16
@@ -22,45 +25,45 @@
 #define PORTA_VLOAD PORTA_CAT(vload, PORTA_VW)
 #define PORTA_VSTORE PORTA_CAT(vstore, PORTA_VW)
 
+// Packing: one element per work-item. Grid (x, y, z): x runs along whichever of k and
+// rows / columns is contiguous in the source (so a group reads whole cache lines), y along
+// the other, z over the operand's batches that differ (1 when it is broadcast).
+
 // Panels of MR rows of op(A): panel-major, then k, then the MR rows (zeros past m).
-// Grid: x over k, y over row panels, z over the A batches that differ (1 when broadcast).
 __kernel void porta_matmul_pack_a(__global const uchar* a, __global float* packed, struct MatmulParams p) {
-  uint q = (uint)get_global_id(0);
-  uint panel = (uint)get_global_id(1);
+  bool along_k = p.trans_a == 0u;  // A[i][q] at i * lda + q
+  uint q = (uint)get_global_id(along_k ? 0 : 1);
+  uint i = (uint)get_global_id(along_k ? 1 : 0);
   uint z = (uint)get_global_id(2);
   uint panels = (p.m + PORTA_MR - 1u) / PORTA_MR;
-  if (q >= p.k || panel >= panels) return;
-  uint base = p.a_offset + z * p.batch_stride_a;
-  __global float* out = packed + (((size_t)z * panels + panel) * p.k + q) * PORTA_MR;
-  for (uint r = 0; r < PORTA_MR; ++r) {
-    uint i = panel * PORTA_MR + r;
-    float value = 0.0f;
-    if (i < p.m) value = porta_mm_load(a, p.ab_dtype, base + (p.trans_a != 0u ? q * p.lda + i : i * p.lda + q));
-    out[r] = value;
+  if (q >= p.k || i >= panels * PORTA_MR) return;
+  float value = 0.0f;
+  if (i < p.m) {
+    value = porta_mm_load(a, p.ab_dtype, p.a_offset + z * p.batch_stride_a + (along_k ? i * p.lda + q : q * p.lda + i));
   }
+  packed[(((size_t)z * panels + i / PORTA_MR) * p.k + q) * PORTA_MR + i % PORTA_MR] = value;
 }
 
 // Panels of NR columns of op(B): panel-major, then k, then the NR columns (zeros past n).
 __kernel void porta_matmul_pack_b(__global const uchar* b, __global float* packed, struct MatmulParams p) {
-  uint q = (uint)get_global_id(0);
-  uint panel = (uint)get_global_id(1);
+  bool along_k = p.trans_b != 0u;  // B^T stored: B[j][q] at j * ldb + q
+  uint q = (uint)get_global_id(along_k ? 0 : 1);
+  uint j = (uint)get_global_id(along_k ? 1 : 0);
   uint z = (uint)get_global_id(2);
   uint panels = (p.n + PORTA_NR - 1u) / PORTA_NR;
-  if (q >= p.k || panel >= panels) return;
-  uint base = p.b_offset + z * p.batch_stride_b;
-  __global float* out = packed + (((size_t)z * panels + panel) * p.k + q) * PORTA_NR;
-  for (uint col = 0; col < PORTA_NR; ++col) {
-    uint j = panel * PORTA_NR + col;
-    float value = 0.0f;
-    if (j < p.n) value = porta_mm_load(b, p.ab_dtype, base + (p.trans_b != 0u ? j * p.ldb + q : q * p.ldb + j));
-    out[col] = value;
+  if (q >= p.k || j >= panels * PORTA_NR) return;
+  float value = 0.0f;
+  if (j < p.n) {
+    value = porta_mm_load(b, p.ab_dtype, p.b_offset + z * p.batch_stride_b + (along_k ? j * p.ldb + q : q * p.ldb + j));
   }
+  packed[(((size_t)z * panels + j / PORTA_NR) * p.k + q) * PORTA_NR + j % PORTA_NR] = value;
 }
 
-// GPT-2's GELU on a vector, the same formula as porta_gelu.
+// GPT-2's GELU on a vector: porta_gelu's formula (kernels/common/gelu.h) lane by lane.
 PORTA_FN PORTA_VEC porta_mm_gelu_vec(PORTA_VEC x) {
   PORTA_VEC inner = PORTA_GELU_SCALE * (x + PORTA_GELU_CUBIC * x * x * x);
-  return 0.5f * x * (1.0f + tanh(inner));
+  PORTA_VEC e = exp(2.0f * clamp(inner, -15.0f, 15.0f));
+  return x * (e / (1.0f + e));
 }
 
 // One MR x NR block of C per work-item over the whole k. Grid: x over column panels,
@@ -73,7 +76,17 @@ __kernel void porta_matmul_packed(__global const float* packed_a, __global const
   uint z = (uint)get_global_id(2);
   uint panels_m = (p.m + PORTA_MR - 1u) / PORTA_MR;
   uint panels_n = (p.n + PORTA_NR - 1u) / PORTA_NR;
+#if PORTA_KC == 0
   if (jp >= panels_n || ip >= panels_m || z >= p.batch) return;
+#else
+  // Every item of the group must reach the barriers: items past the edge idle along.
+  bool active = jp < panels_n && ip < panels_m && z < p.batch;
+  if (!active) {
+    jp = 0u;
+    ip = 0u;
+    z = 0u;
+  }
+#endif
   uint za = p.batch_stride_a != 0u ? z : 0u;
   uint zb = p.batch_stride_b != 0u ? z : 0u;
   __global const float* pa = packed_a + ((size_t)za * panels_m + ip) * p.k * PORTA_MR;
@@ -86,43 +99,81 @@ __kernel void porta_matmul_packed(__global const float* packed_a, __global const
 #pragma unroll
     for (uint v = 0; v < PORTA_NV; ++v) acc[r][v] = (PORTA_VEC)(0.0f);
   }
-  for (uint q = 0; q < p.k; ++q) {
-    PORTA_VEC bv[PORTA_NV];
+#if PORTA_KC == 0
+  uint k_step = p.k;
+#else
+  // The group walks k in steps of KC together, so the B panel's current KC x NR slice,
+  // shared by the group's row blocks, stays in the L1 cache.
+  uint k_step = PORTA_KC;
+#endif
+  for (uint k0 = 0; k0 < p.k; k0 += k_step) {
+#if PORTA_KC == 0
+    uint k1 = p.k;
+#else
+    uint k1 = active ? min(k0 + k_step, p.k) : k0;
+#endif
+    for (uint q = k0; q < k1; ++q) {
+      PORTA_VEC bv[PORTA_NV];
 #pragma unroll
-    for (uint v = 0; v < PORTA_NV; ++v) bv[v] = pb[v];
+      for (uint v = 0; v < PORTA_NV; ++v) bv[v] = pb[v];
 #pragma unroll
-    for (uint r = 0; r < PORTA_MR; ++r) {
-      PORTA_VEC av = (PORTA_VEC)(pa[r]);
+      for (uint r = 0; r < PORTA_MR; ++r) {
+        PORTA_VEC av = (PORTA_VEC)(pa[r]);
 #pragma unroll
-      for (uint v = 0; v < PORTA_NV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]);
+        for (uint v = 0; v < PORTA_NV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]);
+      }
+      pa += PORTA_MR;
+      pb += PORTA_NV;
     }
-    pa += PORTA_MR;
-    pb += PORTA_NV;
+#if PORTA_KC != 0
+    barrier(CLK_GLOBAL_MEM_FENCE);
+#endif
   }
+#if PORTA_KC != 0
+  if (!active) return;
+#endif
 
-  // Whole vectors of f32 output take the vector path; tails and 16-bit types go element by element.
+  // Epilogue. Unrolled over the MR x NV accumulators it must stay small (the accumulators
+  // live in registers only while every index is a constant), so GELU and the element-wise
+  // tails run afterwards in loops that are not unrolled: unrolled, they made PoCL's
+  // compile take a minute.
   uint c_base = p.c_offset + z * p.batch_stride_c;
   bool vector_ok = p.c_dtype == PORTA_DTYPE_F32 && (p.has_bias == 0u || p.bias_dtype == PORTA_DTYPE_F32);
   __global float* cf = (__global float*)c;
   __global const float* bias_f = (__global const float*)bias + p.bias_offset;
+  float tails[PORTA_MR * PORTA_NR];  // accumulators of the blocks the vector path leaves
+  bool any_tail = false;
 #pragma unroll
   for (uint r = 0; r < PORTA_MR; ++r) {
     uint i = ip * PORTA_MR + r;
-    if (i < p.m) {
-      uint row = c_base + i * p.ldc;
 #pragma unroll
-      for (uint v = 0; v < PORTA_NV; ++v) {
-        uint j = jp * PORTA_NR + v * PORTA_VW;
-        if (vector_ok && j + PORTA_VW <= p.n) {
-          PORTA_VEC value = p.alpha * acc[r][v];
-          if (p.beta != 0.0f) value += p.beta * PORTA_VLOAD(0, cf + row + j);
-          if (p.has_bias != 0u) value += PORTA_VLOAD(0, bias_f + j);
-          if (p.epilogue == PORTA_EPILOGUE_GELU) value = porta_mm_gelu_vec(value);
-          PORTA_VSTORE(value, 0, cf + row + j);
-        } else if (j < p.n) {
-          float lanes[PORTA_VW];
-          PORTA_VSTORE(acc[r][v], 0, lanes);
-          for (uint e = 0; e < PORTA_VW && j + e < p.n; ++e) porta_mm_finish(c, bias, row + j + e, j + e, lanes[e], p);
+    for (uint v = 0; v < PORTA_NV; ++v) {
+      uint j = jp * PORTA_NR + v * PORTA_VW;
+      if (i < p.m && vector_ok && j + PORTA_VW <= p.n) {
+        uint at = c_base + i * p.ldc + j;
+        PORTA_VEC value = p.alpha * acc[r][v];
+        if (p.beta != 0.0f) value += p.beta * PORTA_VLOAD(0, cf + at);
+        if (p.has_bias != 0u) value += PORTA_VLOAD(0, bias_f + j);
+        PORTA_VSTORE(value, 0, cf + at);
+      } else {
+        PORTA_VSTORE(acc[r][v], r * PORTA_NV + v, tails);
+        any_tail = true;
+      }
+    }
+  }
+  uint rows = min((uint)PORTA_MR, p.m - ip * PORTA_MR);
+#pragma unroll 1
+  for (uint r = 0; r < rows; ++r) {
+    uint row = c_base + (ip * PORTA_MR + r) * p.ldc;
+#pragma unroll 1
+    for (uint v = 0; v < PORTA_NV; ++v) {
+      uint j = jp * PORTA_NR + v * PORTA_VW;
+      if (vector_ok && j + PORTA_VW <= p.n) {
+        if (p.epilogue == PORTA_EPILOGUE_GELU) PORTA_VSTORE(porta_mm_gelu_vec(PORTA_VLOAD(0, cf + row + j)), 0, cf + row + j);
+      } else if (any_tail) {
+#pragma unroll 1
+        for (uint e = 0; e < PORTA_VW && j + e < p.n; ++e) {
+          porta_mm_finish(c, bias, row + j + e, j + e, tails[(r * PORTA_NV + v) * PORTA_VW + e], p);
         }
       }
     }
