@@ -206,4 +206,87 @@ inline void apply_override(std::string_view text, MatmulConfig& config) {
   if (!why.empty()) fail(why);
 }
 
+// ---- attention -------------------------------------------------------------------------
+
+enum class AttentionKernel { rows, tiled };
+
+// kernels/attention/opencl.cl ("rows": forward, and the backward on every device): a
+// work-item holds about `accumulators` vectors of vw floats, i.e. accumulators * vw / d
+// query rows x d (half as many key rows in dK/dV, which keeps two sets), in groups of
+// `group` items. kernels/attention/opencl_tiled.cl ("tiled", forward): groups of tile_q
+// query rows, tile_k keys per local-memory tile.
+struct AttentionConfig {
+  AttentionKernel preferred = AttentionKernel::tiled;
+  unsigned vw = 4;
+  unsigned accumulators = 8;
+  unsigned group = 16;
+  unsigned tile_q = 64;
+  unsigned tile_k = 32;
+
+  unsigned rows_per_item(unsigned d) const { return std::clamp(accumulators * vw / d, 1u, 8u); }
+  unsigned keys_per_item(unsigned d) const { return std::max(1u, rows_per_item(d) / 2); }
+};
+
+struct AttentionTableEntry {
+  cl_device_type type;  // as in the matmul table
+  const char* vendor;
+  const char* name;
+  AttentionConfig config;
+};
+
+inline constexpr AttentionTableEntry attention_table[] = {
+    // PoCL on AVX-512: float16 vectors, 16 accumulators (4 rows x 64 at d = 64).
+    {CL_DEVICE_TYPE_CPU, "", "skylake-avx512", {AttentionKernel::rows, 16, 16, 1, 64, 32}},
+    // Other CPU devices (AVX2: 16 ymm registers): float8 vectors, 8 accumulators.
+    {CL_DEVICE_TYPE_CPU, "", "", {AttentionKernel::rows, 8, 8, 1, 64, 32}},
+    // GPUs and anything else: local-memory tiles, 64 rows per group (a starting point,
+    // not measured here).
+    {0, "", "", {AttentionKernel::tiled, 4, 8, 64, 64, 32}},
+};
+
+inline AttentionConfig attention_config(cl_device_type type, std::string_view vendor, std::string_view name) {
+  for (const AttentionTableEntry& entry : attention_table) {
+    if ((entry.type == 0 || (entry.type & type) != 0) && contains_ignoring_case(vendor, entry.vendor) &&
+        contains_ignoring_case(name, entry.name)) {
+      return entry.config;
+    }
+  }
+  return {};
+}
+
+// $PORTA_OPENCL_ATTENTION (an override for experiments): "kernel=rows vw=16 acc=16
+// group=1 tq=64 tk=32"; keys left out keep the table's value.
+inline AttentionConfig apply_attention_override(std::string_view text, AttentionConfig config) {
+  std::istringstream in{std::string(text)};
+  std::string pair;
+  auto fail = [&](const std::string& why) {
+    throw Error(ErrorKind::invalid_argument, "porta opencl: PORTA_OPENCL_ATTENTION='" + std::string(text) + "': " + why);
+  };
+  while (in >> pair) {
+    const auto eq = pair.find('=');
+    if (eq == std::string::npos) fail("expected key=value, got '" + pair + "'");
+    const std::string key = pair.substr(0, eq), value = pair.substr(eq + 1);
+    if (key == "kernel") {
+      if (value != "rows" && value != "tiled") fail("kernel must be rows or tiled");
+      config.preferred = value == "rows" ? AttentionKernel::rows : AttentionKernel::tiled;
+      continue;
+    }
+    unsigned number = 0;
+    try {
+      number = static_cast<unsigned>(std::stoul(value));
+    } catch (const std::exception&) {
+      fail("expected a number in '" + pair + "'");
+    }
+    unsigned* field = key == "vw" ? &config.vw : key == "acc" ? &config.accumulators : key == "group" ? &config.group
+                    : key == "tq" ? &config.tile_q : key == "tk" ? &config.tile_k : nullptr;
+    if (field == nullptr) fail("unknown key '" + key + "'");
+    *field = number;
+  }
+  if (config.vw != 4 && config.vw != 8 && config.vw != 16) fail("vw must be 4, 8 or 16");
+  if (config.accumulators < 1 || config.group < 1 || config.tile_q < 1 || config.tile_k < 1) {
+    fail("acc, group, tq and tk must be >= 1");
+  }
+  return config;
+}
+
 }  // namespace porta::backend::opencl

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
@@ -204,6 +205,11 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
     // Storage-only 16-bit types with f32 math: any OpenCL 1.2 device can do it.
     info_.fp16 = true;
     matmul_config_ = opencl::matmul_config(type, info_.vendor, info_.name);
+    attention_config_ = opencl::attention_config(type, info_.vendor, info_.name);
+    if (const char* text = std::getenv("PORTA_OPENCL_ATTENTION"); text != nullptr && *text != '\0') {
+      attention_config_ = opencl::apply_attention_override(text, attention_config_);
+    }
+    local_memory_bytes_ = device_value<cl_ulong>(device, CL_DEVICE_LOCAL_MEM_SIZE);
 
     cl_int status = CL_SUCCESS;
     context_ = clCreateContext(nullptr, 1, &device_, nullptr, nullptr, &status);
@@ -355,7 +361,148 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
     }
   }
 
+  std::vector<std::string> attention_kernels() const override {
+    if (attention_config_.preferred == opencl::AttentionKernel::rows) return {"rows", "tiled"};
+    return {"tiled", "rows"};
+  }
+
+  void attention_forward(const Buffer& q, const Buffer& k, const Buffer& v, Buffer& o, Buffer& lse,
+                         const kernels::AttentionParams& p, std::string_view kernel) override {
+    std::lock_guard lock(mutex_);
+    if (kernel == "tiled") {
+      attention_forward_tiled(memory_of(q), memory_of(k), memory_of(v), memory_of(o), memory_of(lse), p);
+      return;
+    }
+    check_attention_kernel(kernel);
+    const opencl::AttentionConfig& c = attention_config_;
+    const std::string defines = attention_defines(p.d);
+    // K transposed (VW keys per vector) and V as f32 panels: O(N * D), counted like any buffer.
+    const std::size_t kv_bytes = std::size_t(p.batch) * p.heads_kv * round_up(p.nk, c.vw) * p.d * sizeof(float);
+    const std::shared_ptr<Buffer> keys_t = allocate(kv_bytes), values = allocate(kv_bytes);
+    attention_pack(memory_of(k), memory_of(*keys_t), p, 1, true, defines);
+    attention_pack(memory_of(v), memory_of(*values), p, 2, false, defines);
+    cl_kernel forward = kernel_for("attention", "porta_attention_forward", defines);
+    set_buffers(forward, {memory_of(q), memory_of(*keys_t), memory_of(*values), memory_of(o), memory_of(lse)});
+    set_params(forward, 5, p);
+    launch_attention(forward, (p.nq + c.rows_per_item(p.d) - 1) / c.rows_per_item(p.d), p.heads_q, p.batch);
+  }
+
+  void attention_backward(const Buffer& q, const Buffer& k, const Buffer& v, const Buffer& o, const Buffer& lse,
+                          const Buffer& grad_o, Buffer& dq, Buffer& dk, Buffer& dv, const kernels::AttentionParams& p,
+                          std::string_view kernel) override {
+    std::lock_guard lock(mutex_);
+    if (kernel != "tiled") check_attention_kernel(kernel);  // both forwards share this backward
+    const opencl::AttentionConfig& c = attention_config_;
+    const std::string defines = attention_defines(p.d);
+    const std::size_t rows_q = round_up(p.nq, c.vw), rows_k = round_up(p.nk, c.vw);
+    const std::size_t q_bytes = std::size_t(p.batch) * p.heads_q * rows_q * p.d * sizeof(float);
+    const std::size_t k_bytes = std::size_t(p.batch) * p.heads_kv * rows_k * p.d * sizeof(float);
+    // Per query row: lse * log2(e) and Delta = dO . O (padded rows: +inf and 0).
+    const std::shared_ptr<Buffer> stats = allocate(2 * std::size_t(p.batch) * p.heads_q * rows_q * sizeof(float));
+    cl_kernel delta = kernel_for("attention", "porta_attention_delta", defines);
+    set_buffers(delta, {memory_of(o), memory_of(grad_o), memory_of(lse), memory_of(*stats)});
+    set_params(delta, 4, p);
+    const std::size_t delta_global[2] = {rows_q, std::size_t(p.batch) * p.heads_q};
+    check(clEnqueueNDRangeKernel(queue_, delta, 2, nullptr, delta_global, nullptr, 0, nullptr, nullptr),
+          "clEnqueueNDRangeKernel", info_.id());
+
+    // dQ per query block, from K^T, V^T and K panels.
+    {
+      const std::shared_ptr<Buffer> keys_t = allocate(k_bytes), values_t = allocate(k_bytes), keys = allocate(k_bytes);
+      attention_pack(memory_of(k), memory_of(*keys_t), p, 1, true, defines);
+      attention_pack(memory_of(v), memory_of(*values_t), p, 2, true, defines);
+      attention_pack(memory_of(k), memory_of(*keys), p, 1, false, defines);
+      cl_kernel kernel_dq = kernel_for("attention", "porta_attention_dq", defines);
+      set_buffers(kernel_dq, {memory_of(q), memory_of(grad_o), memory_of(*keys_t), memory_of(*values_t),
+                              memory_of(*keys), memory_of(*stats), memory_of(dq)});
+      set_params(kernel_dq, 7, p);
+      launch_attention(kernel_dq, (p.nq + c.rows_per_item(p.d) - 1) / c.rows_per_item(p.d), p.heads_q, p.batch);
+    }
+    // dK and dV per key block, from Q^T, dO^T, Q and dO panels.
+    const std::shared_ptr<Buffer> queries_t = allocate(q_bytes), grads_t = allocate(q_bytes),
+                                  queries = allocate(q_bytes), grads = allocate(q_bytes);
+    attention_pack(memory_of(q), memory_of(*queries_t), p, 0, true, defines);
+    attention_pack(memory_of(grad_o), memory_of(*grads_t), p, 3, true, defines);
+    attention_pack(memory_of(q), memory_of(*queries), p, 0, false, defines);
+    attention_pack(memory_of(grad_o), memory_of(*grads), p, 3, false, defines);
+    cl_kernel kernel_dkdv = kernel_for("attention", "porta_attention_dkdv", defines);
+    set_buffers(kernel_dkdv, {memory_of(k), memory_of(v), memory_of(*queries_t), memory_of(*grads_t),
+                              memory_of(*queries), memory_of(*grads), memory_of(*stats), memory_of(dk), memory_of(dv)});
+    set_params(kernel_dkdv, 9, p);
+    launch_attention(kernel_dkdv, (p.nk + c.keys_per_item(p.d) - 1) / c.keys_per_item(p.d), p.heads_kv, p.batch);
+  }
+
+  bool has_softmax_rows() const override { return true; }
+
+  void softmax_rows(const Buffer& in, Buffer& out, Buffer& lse, const kernels::SoftmaxParams& params) override {
+    std::lock_guard lock(mutex_);
+    cl_kernel kernel = kernel_for("softmax", "porta_softmax_rows");
+    set_buffers(kernel, {memory_of(in), memory_of(out), memory_of(lse)});
+    set_params(kernel, 3, params);
+    launch_1d(kernel, params.rows, local_size(kernel, config_.elementwise_local));
+  }
+
  private:
+  void check_attention_kernel(std::string_view kernel) const {
+    if (kernel != "rows") {
+      throw Error(ErrorKind::invalid_argument, "porta opencl: no attention kernel named '" + std::string(kernel) +
+                                                   "' on " + info_.id() + " (expected rows or tiled)");
+    }
+  }
+
+  // The -D options of kernels/attention/opencl.cl for head dimension d on this device.
+  std::string attention_defines(unsigned d) const {
+    const opencl::AttentionConfig& c = attention_config_;
+    return " -DPORTA_D=" + std::to_string(d) + " -DPORTA_VW=" + std::to_string(c.vw) +
+           " -DPORTA_BR=" + std::to_string(c.rows_per_item(d)) + " -DPORTA_BKV=" + std::to_string(c.keys_per_item(d));
+  }
+
+  // One operand's rows as f32 panels (see porta_attention_pack): which 0 q, 1 k, 2 v, 3 dO.
+  void attention_pack(cl_mem source, cl_mem packed, const kernels::AttentionParams& p, cl_uint which,
+                      bool transposed, const std::string& defines) {
+    cl_kernel kernel = kernel_for("attention", "porta_attention_pack", defines);
+    const cl_uint layout = transposed ? 1u : 0u;
+    set_buffers(kernel, {source, packed});
+    set_params(kernel, 2, p);
+    check(clSetKernelArg(kernel, 3, sizeof which, &which), "clSetKernelArg", info_.id());
+    check(clSetKernelArg(kernel, 4, sizeof layout, &layout), "clSetKernelArg", info_.id());
+    const bool kv = which == 1 || which == 2;
+    const std::size_t global[3] = {p.d, round_up(kv ? p.nk : p.nq, attention_config_.vw),
+                                   std::size_t(p.batch) * (kv ? p.heads_kv : p.heads_q)};
+    check(clEnqueueNDRangeKernel(queue_, kernel, 3, nullptr, global, nullptr, 0, nullptr, nullptr),
+          "clEnqueueNDRangeKernel", info_.id());
+  }
+
+  // A rows-kernel grid: x over row blocks (in groups of the configured size), y over
+  // heads, z over the batch; items past the edge return at once.
+  void launch_attention(cl_kernel kernel, std::size_t blocks, std::size_t heads, std::size_t batch) {
+    const std::size_t local[3] = {local_size(kernel, attention_config_.group), 1, 1};
+    const std::size_t global[3] = {round_up(blocks, local[0]), heads, batch};
+    check(clEnqueueNDRangeKernel(queue_, kernel, 3, nullptr, global, local, 0, nullptr, nullptr),
+          "clEnqueueNDRangeKernel", info_.id());
+  }
+
+  void attention_forward_tiled(cl_mem q, cl_mem k, cl_mem v, cl_mem o, cl_mem lse, const kernels::AttentionParams& p) {
+    const opencl::AttentionConfig& c = attention_config_;
+    // Both tiles (K and V, f32) must fit the device's local memory.
+    std::size_t tile_k = std::max(1u, c.tile_k);
+    while (tile_k > 1 && 2 * tile_k * p.d * sizeof(float) > local_memory_bytes_) tile_k /= 2;
+    const std::string defines = " -DPORTA_D=" + std::to_string(p.d) + " -DPORTA_TQ=" + std::to_string(c.tile_q) +
+                                " -DPORTA_TK=" + std::to_string(tile_k);
+    cl_kernel kernel = kernel_for("attention_tiled", "porta_attention_forward_tiled", defines);
+    if (local_size(kernel, c.tile_q) < c.tile_q) {
+      throw Error(ErrorKind::unsupported, "porta opencl: attention tiled needs work-groups of " +
+                                              std::to_string(c.tile_q) + " items, more than " + info_.id() +
+                                              " allows for this kernel");
+    }
+    set_buffers(kernel, {q, k, v, o, lse});
+    set_params(kernel, 5, p);
+    const std::size_t local[3] = {c.tile_q, 1, 1};
+    const std::size_t global[3] = {round_up(p.nq, c.tile_q), p.heads_q, p.batch};
+    check(clEnqueueNDRangeKernel(queue_, kernel, 3, nullptr, global, local, 0, nullptr, nullptr),
+          "clEnqueueNDRangeKernel", info_.id());
+  }
+
   // Scratch memory of the packed matmul: internal to the backend, reused call after call
   // (the in-order queue finishes one matmul before the next repacks), grown on demand and
   // not counted in the device's allocation statistics, which track user buffers.
@@ -681,6 +828,8 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
   std::mutex mutex_;  // kernel arguments are per kernel object: set and enqueue under one lock
   std::map<std::string, Program> programs_;  // by op and build options
   opencl::MatmulConfig matmul_config_;        // this device's row of the matmul table
+  opencl::AttentionConfig attention_config_;  // and of the attention table
+  std::size_t local_memory_bytes_ = 0;
   std::string override_text_;                 // the last $PORTA_OPENCL_MATMUL seen, parsed:
   opencl::MatmulConfig override_config_;
   Scratch pack_a_;                            // packed panels of the packed matmul
