@@ -27,12 +27,18 @@ constexpr float log2e = 1.4426950408889634f;
 std::size_t round_up(std::size_t value, std::size_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
 // 2^x for x <= 0 (or -inf): exponent bits and a degree-6 Chebyshev fit of 2^f on [0, 1)
-// (relative error 2.6e-9); plain arithmetic, so loops over it vectorise.
+// (relative error 2.6e-9). Written so loops over it vectorise: value selects only, and
+// the integer part comes from the 1.5 * 2^23 rounding trick rather than a float-to-int
+// conversion, which GCC will not execute speculatively after a select.
 inline float exp2_nonpositive(float x) {
-  x = std::max(x, -127.0f);
-  const float truncated = static_cast<float>(static_cast<int>(x));  // floor without a libm call
-  const float whole = truncated > x ? truncated - 1.0f : truncated;
-  const float f = x - whole;
+  x = x < -127.0f ? -127.0f : x;  // also maps -inf
+  constexpr float magic = 12582912.0f;
+  const float shifted = x + magic;  // x rounded to an integer, held in the low mantissa bits
+  const float rounded = shifted - magic;
+  const float above = rounded > x ? 1.0f : 0.0f;
+  const float f = x - (rounded - above);  // in [0, 1)
+  const std::int32_t whole = std::bit_cast<std::int32_t>(shifted) - std::bit_cast<std::int32_t>(magic) -
+                             static_cast<std::int32_t>(above);
   float poly = 0.00021877504774643532f;
   poly = poly * f + 0.0012387821477309214f;
   poly = poly * f + 0.009684580452564118f;
@@ -40,7 +46,7 @@ inline float exp2_nonpositive(float x) {
   poly = poly * f + 0.24023050204505123f;
   poly = poly * f + 0.6931469286930213f;
   poly = poly * f + 1.0000000025868894f;
-  return std::bit_cast<float>(static_cast<std::uint32_t>(static_cast<int>(whole) + 127) << 23) * poly;
+  return std::bit_cast<float>(static_cast<std::uint32_t>(whole + 127) << 23) * poly;
 }
 
 // One query row's step of the online softmax over a key block: scales and exponentiates
@@ -54,15 +60,30 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void online_softmax
     for (std::size_t j = 0; j < block_k; ++j) sliver[j * mr] = 0.0f;
     return;
   }
-  float block_max = -std::numeric_limits<float>::infinity();
-  for (std::size_t j = 0; j < visible; ++j) block_max = std::max(block_max, scores[j] * scale_log2);
+  // Reductions in 16 independent lanes: a single running max or sum is a chain of
+  // dependent instructions the compiler may not reorder (that would change rounding).
+  constexpr std::size_t lanes = 16;
+  float lane_max[lanes], lane_sum[lanes];
+  for (std::size_t l = 0; l < lanes; ++l) {
+    lane_max[l] = -std::numeric_limits<float>::infinity();
+    lane_sum[l] = 0.0f;
+  }
+  const std::size_t whole = visible / lanes * lanes;
+  for (std::size_t j = 0; j < whole; j += lanes) {
+    for (std::size_t l = 0; l < lanes; ++l) lane_max[l] = std::max(lane_max[l], scores[j + l] * scale_log2);
+  }
+  for (std::size_t j = whole; j < visible; ++j) lane_max[j - whole] = std::max(lane_max[j - whole], scores[j] * scale_log2);
+  float block_max = lane_max[0];
+  for (std::size_t l = 1; l < lanes; ++l) block_max = std::max(block_max, lane_max[l]);
   const float new_max = std::max(running_max, block_max);
   const float correction = exp2_nonpositive(running_max - new_max);
-  float total = 0.0f;
-  for (std::size_t j = 0; j < visible; ++j) {
-    scores[j] = exp2_nonpositive(scores[j] * scale_log2 - new_max);
-    total += scores[j];
+  for (std::size_t j = 0; j < visible; ++j) scores[j] = exp2_nonpositive(scores[j] * scale_log2 - new_max);
+  for (std::size_t j = 0; j < whole; j += lanes) {
+    for (std::size_t l = 0; l < lanes; ++l) lane_sum[l] += scores[j + l];
   }
+  for (std::size_t j = whole; j < visible; ++j) lane_sum[j - whole] += scores[j];
+  float total = 0.0f;
+  for (std::size_t l = 0; l < lanes; ++l) total += lane_sum[l];
   for (std::size_t j = 0; j < block_k; ++j) sliver[j * mr] = j < visible ? scores[j] : 0.0f;
   running_sum = running_sum * correction + total;
   running_max = new_max;
@@ -77,15 +98,23 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void online_softmax
 __attribute__((target_clones("avx512f", "avx2", "default"))) void gradient_row(
     const float* scores, const float* grad_p, std::size_t visible, float scale_log2, float lse_log2, float delta,
     float* probabilities_t, float* grad_s_t, std::size_t t_stride, float* grad_s_sliver, std::size_t mr) {
+  // First into local rows (a vector loop: nothing aliases them), then scattered into the
+  // packed layouts, mr consecutive keys at a time.
+  float prob[block_k], ds[block_k];
   for (std::size_t j = 0; j < block_k; ++j) {
-    const bool seen = j < visible;
-    const float prob = seen ? exp2_nonpositive(scores[j] * scale_log2 - lse_log2) : 0.0f;
-    const float ds = seen ? prob * (grad_p[j] - delta) : 0.0f;
-    const std::size_t t = (j / mr) * t_stride + j % mr;
-    probabilities_t[t] = prob;
-    grad_s_t[t] = ds;
-    grad_s_sliver[j * mr] = ds;
+    const float value = exp2_nonpositive(scores[j] * scale_log2 - lse_log2);
+    prob[j] = j < visible ? value : 0.0f;
+    ds[j] = prob[j] * (grad_p[j] - delta);
   }
+  for (std::size_t j0 = 0; j0 < block_k; j0 += mr) {
+    float* p_t = probabilities_t + (j0 / mr) * t_stride;
+    float* ds_t = grad_s_t + (j0 / mr) * t_stride;
+    for (std::size_t r = 0; r < mr; ++r) {
+      p_t[r] = prob[j0 + r];
+      ds_t[r] = ds[j0 + r];
+    }
+  }
+  for (std::size_t j = 0; j < block_k; ++j) grad_s_sliver[j * mr] = ds[j];
 }
 
 // Addressing of one [batch, heads, n, d] operand with a unit stride along d.
