@@ -343,7 +343,23 @@ const std::shared_ptr<Allocation>& allocation_of(const Buffer& buffer) {
 }
 
 // The kernels: embedded SPIR-V name, storage-buffer bindings and push-constant size.
-enum class Kernel { fill, copy_cast, elementwise, random, reduce, matmul, matmul_tiled, matmul_subgroup, count };
+enum class Kernel {
+  fill,
+  copy_cast,
+  elementwise,
+  random,
+  reduce,
+  matmul,
+  matmul_tiled,
+  matmul_subgroup,
+  attention_forward_tiled,
+  attention_forward_subgroup,
+  attention_delta,
+  attention_dkdv,
+  attention_dq,
+  softmax,
+  count
+};
 
 struct KernelSpec {
   const char* name;
@@ -360,8 +376,15 @@ constexpr std::array<KernelSpec, static_cast<std::size_t>(Kernel::count)> kernel
     {"matmul", 4, sizeof(kernels::MatmulParams)},  // a, b, bias, c
     {"matmul_tiled", 4, sizeof(kernels::MatmulParams)},
     {"matmul_subgroup", 4, sizeof(kernels::MatmulParams)},
+    {"attention_forward_tiled", 5, sizeof(kernels::AttentionParams)},  // q, k, v, o, lse
+    {"attention_forward_subgroup", 5, sizeof(kernels::AttentionParams)},
+    // q, k, v, o, lse, dO, dQ, dK, dV, Delta (every backward kernel sees all ten)
+    {"attention_delta", 10, sizeof(kernels::AttentionParams)},
+    {"attention_dkdv", 10, sizeof(kernels::AttentionParams)},
+    {"attention_dq", 10, sizeof(kernels::AttentionParams)},
+    {"softmax", 3, sizeof(kernels::SoftmaxParams)},  // in, out, lse
 }};
-constexpr std::uint32_t max_bindings = 4;
+constexpr std::uint32_t max_bindings = 10;
 
 bool is_narrow(std::uint32_t dtype) { return dtype == PORTA_DTYPE_F16 || dtype == PORTA_DTYPE_BF16; }
 
@@ -413,6 +436,9 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
     tuning_ = vulkan::choose_tuning(traits);
     matmul_config_ = vulkan::choose_matmul(traits);
     subgroup_matmul_ = vulkan::matmul_subgroup_supported(traits);
+    attention_config_ = vulkan::choose_attention(traits);
+    subgroup_attention_ = vulkan::attention_subgroup_supported(traits);
+    traits_ = traits;
     choose_memory_types();
     try {
       create_device();
@@ -584,7 +610,87 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
     }
   }
 
+  std::vector<std::string> attention_kernels() const override {
+    std::vector<std::string> names{std::string(attention_config_.preferred)};
+    if (attention_config_.preferred != "tiled") names.emplace_back("tiled");
+    if (attention_config_.preferred != "subgroup" && subgroup_attention_) names.emplace_back("subgroup");
+    return names;
+  }
+
+  void attention_forward(const Buffer& q, const Buffer& k, const Buffer& v, Buffer& o, Buffer& lse,
+                         const kernels::AttentionParams& params, std::string_view kernel) override {
+    check_attention(params, kernel, "attention");
+    const bool storage16 = is_narrow(params.dtype);
+    if (kernel == "subgroup" && subgroup_attention_) {
+      const std::uint32_t lanes = facts_.subgroup.subgroupSize;
+      const std::uint32_t rows = attention_config_.subgroup_rows;
+      launch_groups(Kernel::attention_forward_subgroup, {&q, &k, &v, &o, &lse}, &params, storage16,
+                    attention_groups(params.nq, lanes * rows, params.heads_q, params.batch),
+                    {lanes, lanes, params.d, params.dtype, rows});
+    } else {
+      const std::uint32_t bq = attention_config_.forward_bq;
+      const std::uint32_t bk = vulkan::attention_fit_tile(attention_config_.forward_bk, params.d, 0, traits_);
+      launch_groups(Kernel::attention_forward_tiled, {&q, &k, &v, &o, &lse}, &params, storage16,
+                    attention_groups(params.nq, bq, params.heads_q, params.batch), {bq, bk, params.d, params.dtype});
+    }
+  }
+
+  void attention_backward(const Buffer& q, const Buffer& k, const Buffer& v, const Buffer& o, const Buffer& lse,
+                          const Buffer& grad_o, Buffer& dq, Buffer& dk, Buffer& dv,
+                          const kernels::AttentionParams& params, std::string_view kernel) override {
+    check_attention(params, kernel, "attention_backward");
+    const bool storage16 = is_narrow(params.dtype);
+    const std::uint64_t rows = std::uint64_t(params.batch) * params.heads_q * params.nq;
+    // Delta = rowsum(dO * O): O(B * H * N) scratch, counted like any allocation.
+    std::shared_ptr<Buffer> delta = allocate(rows * sizeof(float));
+    const std::initializer_list<const Buffer*> buffers = {&q, &k, &v, &o, &lse, &grad_o, &dq, &dk, &dv, delta.get()};
+    const std::uint32_t group = tuning_.stream_group_size;
+    const auto delta_groups =
+        static_cast<std::uint32_t>(std::clamp<std::uint64_t>((rows + group - 1) / group, 1, tuning_.max_groups));
+    launch_groups(Kernel::attention_delta, buffers, &params, storage16, {delta_groups, 1, 1},
+                  {group, params.d, params.dtype});
+    const std::uint32_t block = attention_config_.backward_block;
+    const std::uint32_t dkdv_tile =
+        vulkan::attention_fit_tile(attention_config_.backward_tile, params.d, 2, traits_);
+    launch_groups(Kernel::attention_dkdv, buffers, &params, storage16,
+                  attention_groups(params.nk, block, params.heads_kv, params.batch),
+                  {block, dkdv_tile, params.d, params.dtype});
+    const std::uint32_t dq_tile = vulkan::attention_fit_tile(attention_config_.backward_tile, params.d, 0, traits_);
+    launch_groups(Kernel::attention_dq, buffers, &params, storage16,
+                  attention_groups(params.nq, block, params.heads_q, params.batch),
+                  {block, dq_tile, params.d, params.dtype});
+  }
+
+  bool has_softmax_rows() const override { return true; }
+
+  void softmax_rows(const Buffer& in, Buffer& out, Buffer& lse, const kernels::SoftmaxParams& params) override {
+    if (params.rows == 0) return;
+    launch(Kernel::softmax, {&in, &out, &lse}, &params, false, params.rows, tuning_.stream_group_size);
+  }
+
  private:
+  void check_attention(const kernels::AttentionParams& params, std::string_view kernel, std::string_view op) const {
+    if (kernel != "tiled" && !(kernel == "subgroup" && subgroup_attention_)) {
+      throw Error(ErrorKind::invalid_argument, "porta vulkan: " + std::string(op) + " on " + core_->id +
+                                                   ": no kernel named '" + std::string(kernel) + "'");
+    }
+    if (params.d == 0 || params.d > vulkan::attention_max_d) {
+      throw Error(ErrorKind::unsupported, "porta vulkan: " + std::string(op) + " on " + core_->id +
+                                              ": head dim " + std::to_string(params.d) + " is beyond " +
+                                              std::to_string(vulkan::attention_max_d));
+    }
+  }
+
+  // x: blocks of `rows`, y: heads, z: batch; the shaders stride over what the limits cut.
+  std::array<std::uint32_t, 3> attention_groups(std::uint32_t n, std::uint32_t rows, std::uint32_t heads,
+                                                std::uint32_t batch) const {
+    const auto& limits = facts_.properties.limits;
+    const std::uint64_t blocks = (std::uint64_t(n) + rows - 1) / rows;
+    return {static_cast<std::uint32_t>(std::clamp<std::uint64_t>(blocks, 1, limits.maxComputeWorkGroupCount[0])),
+            std::clamp<std::uint32_t>(heads, 1, limits.maxComputeWorkGroupCount[1]),
+            std::clamp<std::uint32_t>(batch, 1, limits.maxComputeWorkGroupCount[2])};
+  }
+
   // --- setup --------------------------------------------------------------------------
   void fill_info(int index) {
     const auto& properties = facts_.properties;
@@ -1090,6 +1196,9 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
   DeviceInfo info_;
   Tuning tuning_;
   vulkan::MatmulConfig matmul_config_;
+  vulkan::AttentionConfig attention_config_;
+  bool subgroup_attention_ = false;  // vulkan_forward_subgroup.comp can run here
+  vulkan::DeviceTraits traits_;
   bool subgroup_matmul_ = false;  // vulkan_subgroup.comp can run here
   std::optional<std::uint32_t> mapped_type_;   // device-local, host-visible and coherent
   std::optional<std::uint32_t> local_type_;    // device-local

@@ -147,4 +147,78 @@ inline MatmulConfig choose_matmul(const DeviceTraits& device) {
   return config;
 }
 
+// ---------------------------------------------------------------------------------------
+// Attention. "tiled" (kernels/attention/vulkan_forward_tiled.comp) is the GPU forward:
+// one work-group of forward_bq invocations per query block (one query row each), K/V
+// tiles of forward_bk keys in shared memory. "subgroup" (vulkan_forward_subgroup.comp) is
+// the CPU-device forward: one subgroup per work-group, subgroup_rows query rows per lane,
+// K/V values shared through subgroupBroadcast. The backward (vulkan_delta/dkdv/dq.comp)
+// stages tiles of backward_tile rows in shared memory, backward_block rows per work-group.
+struct AttentionConfig {
+  std::string_view preferred = "tiled";  // the forward "auto" picks: tiled or subgroup
+  std::uint32_t forward_bq = 64, forward_bk = 32;
+  std::uint32_t subgroup_rows = 2;  // 1..attention_subgroup_max_rows
+  std::uint32_t backward_block = 64, backward_tile = 32;
+};
+
+inline constexpr std::uint32_t attention_max_d = 128;                // MAX_D in vulkan_attention.glsl
+inline constexpr std::uint32_t attention_subgroup_max_lanes = 8;     // MAX_LANES in vulkan_forward_subgroup.comp
+inline constexpr std::uint32_t attention_subgroup_max_rows = 4;      // MAX_ROWS there
+
+struct AttentionTableEntry {
+  std::string_view what;
+  VkPhysicalDeviceType type;  // VK_PHYSICAL_DEVICE_TYPE_MAX_ENUM: any
+  std::uint32_t vendor_id;    // 0: any
+  AttentionConfig config;
+};
+
+// The CPU row was measured on lavapipe (Mesa 22.3, 2 threads): 4 rows per lane ran the
+// N = 2048, d = 64 forward 1.6x faster than 2 and 4x faster than 1. The GPU rows are the
+// usual one-row-per-invocation shapes (64-128 rows, 32-key tiles: 32 KiB of shared
+// memory at d = 128) and are not measured here: tune them on the hardware.
+inline constexpr std::array<AttentionTableEntry, 5> attention_table = {{
+    {"CPU devices: lavapipe, SwiftShader", VK_PHYSICAL_DEVICE_TYPE_CPU, 0, {"subgroup", 64, 32, 4, 16, 32}},
+    {"NVIDIA discrete", VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU, 0x10DE, {"tiled", 64, 32, 2, 64, 32}},
+    {"AMD discrete (wave64 on GCN)", VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU, 0x1002, {"tiled", 64, 32, 2, 64, 32}},
+    {"Mali: small register files", VK_PHYSICAL_DEVICE_TYPE_MAX_ENUM, 0x13B5, {"tiled", 32, 16, 2, 32, 16}},
+    {"Adreno: small register files", VK_PHYSICAL_DEVICE_TYPE_MAX_ENUM, 0x5143, {"tiled", 32, 16, 2, 32, 16}},
+}};
+inline constexpr AttentionConfig attention_default{"tiled", 64, 32, 2, 64, 32};
+
+// Whether vulkan_forward_subgroup.comp can run: broadcasts in compute shaders, and one
+// subgroup of at most attention_subgroup_max_lanes lanes as the whole work-group.
+inline bool attention_subgroup_supported(const DeviceTraits& device) {
+  const VkSubgroupFeatureFlags needed = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_BALLOT_BIT;
+  const std::uint32_t lanes = device.subgroup_size;
+  return (device.subgroup_stages & VK_SHADER_STAGE_COMPUTE_BIT) != 0 &&
+         (device.subgroup_operations & needed) == needed && lanes >= 1 && lanes <= attention_subgroup_max_lanes &&
+         lanes <= device.max_invocations && lanes <= device.max_group_size_x;
+}
+
+// The largest power of two <= wanted (and >= 1) whose two tiles of `tile` rows x d floats
+// (plus `extra` floats) fit the device's shared memory.
+inline std::uint32_t attention_fit_tile(std::uint32_t wanted, std::uint32_t d, std::uint32_t extra,
+                                        const DeviceTraits& device) {
+  std::uint32_t tile = detail::power_of_two_at_most(4096, std::max<std::uint32_t>(wanted, 1));
+  while (tile > 1 && 4ull * (2ull * tile * d + extra * tile) > device.shared_memory_bytes) tile /= 2;
+  return tile;
+}
+
+inline AttentionConfig choose_attention(const DeviceTraits& device) {
+  AttentionConfig config = attention_default;
+  for (const auto& entry : attention_table) {
+    if ((entry.type == VK_PHYSICAL_DEVICE_TYPE_MAX_ENUM || entry.type == device.type) &&
+        (entry.vendor_id == 0 || entry.vendor_id == device.vendor_id)) {
+      config = entry.config;
+      break;
+    }
+  }
+  const std::uint32_t group_limit = std::max<std::uint32_t>(1, std::min(device.max_invocations, device.max_group_size_x));
+  config.forward_bq = detail::power_of_two_at_most(group_limit, config.forward_bq);
+  config.backward_block = detail::power_of_two_at_most(group_limit, config.backward_block);
+  config.subgroup_rows = std::clamp<std::uint32_t>(config.subgroup_rows, 1, attention_subgroup_max_rows);
+  if (config.preferred == "subgroup" && !attention_subgroup_supported(device)) config.preferred = "tiled";
+  return config;
+}
+
 }  // namespace porta::backend::vulkan
