@@ -40,7 +40,7 @@ void set_rate(benchmark::State& state, double flops) {
       benchmark::Counter(flops / 1e9, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
-void bench_porta(benchmark::State& state, porta::Device device, std::string kernel, AttentionShape shape, bool backward) {
+void run_porta(benchmark::State& state, porta::Device device, std::string kernel, AttentionShape shape, bool backward) {
   const porta::Shape qkv{shape.batch, shape.heads, shape.n, shape.d};
   porta::Tensor q = porta::randn(qkv, porta::f32, device, 1), k = porta::randn(qkv, porta::f32, device, 2),
                 v = porta::randn(qkv, porta::f32, device, 3);
@@ -60,6 +60,16 @@ void bench_porta(benchmark::State& state, porta::Device device, std::string kern
     device.synchronize();
   }
   set_rate(state, shape.forward_flops() * (backward ? 2.5 : 1.0));
+}
+
+// A case the device cannot run (a dtype it declines, a buffer beyond its largest
+// allocation) is reported as skipped with porta's message, and the run goes on.
+void bench_porta(benchmark::State& state, porta::Device device, std::string kernel, AttentionShape shape, bool backward) {
+  try {
+    run_porta(state, device, kernel, shape, backward);
+  } catch (const porta::Error& error) {
+    state.SkipWithError(error.what());
+  }
 }
 
 #ifdef PORTA_BENCH_OPENBLAS

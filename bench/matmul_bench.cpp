@@ -47,7 +47,7 @@ porta::Shape stored(std::int64_t batch, std::int64_t rows, std::int64_t cols, bo
   return batch > 1 ? porta::Shape{batch, r, c} : porta::Shape{r, c};
 }
 
-void bench_porta(benchmark::State& state, porta::Device device, std::string kernel, GemmShape shape, porta::DType dtype) {
+void run_porta(benchmark::State& state, porta::Device device, std::string kernel, GemmShape shape, porta::DType dtype) {
   porta::Tensor a = porta::randn(stored(shape.batch, shape.m, shape.k, shape.trans_a), dtype, device, 1);
   porta::Tensor b = porta::randn(stored(shape.batch, shape.k, shape.n, shape.trans_b), dtype, device, 2);
   porta::MatmulOptions options;
@@ -62,6 +62,16 @@ void bench_porta(benchmark::State& state, porta::Device device, std::string kern
     device.synchronize();
   }
   set_rate(state, shape);
+}
+
+// A case the device cannot run (a dtype it declines, a buffer beyond its largest
+// allocation) is reported as skipped with porta's message, and the run goes on.
+void bench_porta(benchmark::State& state, porta::Device device, std::string kernel, GemmShape shape, porta::DType dtype) {
+  try {
+    run_porta(state, device, kernel, shape, dtype);
+  } catch (const porta::Error& error) {
+    state.SkipWithError(error.what());
+  }
 }
 
 #ifdef PORTA_BENCH_OPENBLAS
