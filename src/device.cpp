@@ -47,7 +47,7 @@ struct BackendEntry {
                   (name == "opencl" ? std::string("OPENCL") : std::string("VULKAN")) + ")"};
 }
 
-// Discovery runs once per process, on first use; devices live until exit.
+// Discovery runs once per process, on first use; devices live until the process ends.
 struct Registry {
   std::vector<Device> devices;
   std::vector<std::pair<BackendKind, std::string>> unavailable;  // backend -> why it has no device
@@ -79,9 +79,12 @@ struct Registry {
   }
 };
 
+// Never destroyed: at exit, the drivers' own statics and threads (Mesa's queues, the
+// validation layer's tables) may already be gone, and a device closed then did hang in
+// its last submit. The OS reclaims everything; nothing waits on a device at exit.
 const Registry& registry() {
-  static const Registry instance;
-  return instance;
+  static const Registry* instance = new Registry;
+  return *instance;
 }
 
 // GPUs before accelerators before the cpu backend; PoCL and lavapipe, which run on

@@ -55,7 +55,7 @@ std::vector<AttentionCase> all_cases() {
         add({.batch = 2, .heads_q = 8, .heads_kv = 2, .nq = 100, .nk = 100, .d = 80, .causal = causal});
         add({.heads_q = 3, .heads_kv = 3, .nq = 96, .nk = 200, .d = 96, .causal = causal, .strided = true});
       }
-      add({.nq = 4096, .nk = 4096, .d = 32, .causal = true, .backward = false});
+      add({.nq = 4096, .nk = 4096, .d = 32, .causal = true});
       for (DType dtype : {DType::f16, DType::bf16}) {
         add({.heads_q = 2, .heads_kv = 1, .nq = 77, .nk = 77, .d = 64, .causal = true, .dtype = dtype});
       }
@@ -340,18 +340,6 @@ TEST(AttentionMemory, FusedKernelsNeverHoldTheScores) {
 }
 
 // ---- bad input ----------------------------------------------------------------------------
-
-template <class F>
-std::string error_text(F&& call, ErrorKind expected_kind = ErrorKind::invalid_argument) {
-  try {
-    call();
-  } catch (const Error& error) {
-    EXPECT_EQ(error.kind(), expected_kind) << error.what();
-    return error.what();
-  }
-  ADD_FAILURE() << "expected porta::Error";
-  return "";
-}
 
 TEST(AttentionErrors, BadArgumentsAreNamed) {
   for (const Device& device : devices()) {

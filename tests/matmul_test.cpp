@@ -386,18 +386,6 @@ TEST(MatmulEmpty, ZeroSizesGiveEmptyOrBiasOnlyResults) {
 
 // ---- bad input -------------------------------------------------------------------------
 
-template <class F>
-std::string error_text(F&& call, ErrorKind expected_kind = ErrorKind::invalid_argument) {
-  try {
-    call();
-  } catch (const Error& error) {
-    EXPECT_EQ(error.kind(), expected_kind) << error.what();
-    return error.what();
-  }
-  ADD_FAILURE() << "expected porta::Error";
-  return "";
-}
-
 TEST(MatmulErrors, BadArgumentsAreNamed) {
   for (const Device& device : devices()) {
     SCOPED_TRACE(device.id());

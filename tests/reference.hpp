@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "porta/porta.hpp"
 
 namespace porta::test {
@@ -126,6 +128,22 @@ inline std::vector<unsigned char> read_bytes(const Tensor& tensor) {
   std::vector<unsigned char> bytes(tensor.nbytes());
   tensor.copy_to_host(bytes.data(), bytes.size());
   return bytes;
+}
+
+// ---- errors --------------------------------------------------------------------------
+
+// The message of the porta::Error `call` throws, checking its kind; a test failure if
+// nothing is thrown.
+template <class F>
+std::string error_text(F&& call, ErrorKind expected_kind = ErrorKind::invalid_argument) {
+  try {
+    call();
+  } catch (const Error& error) {
+    EXPECT_EQ(error.kind(), expected_kind) << error.what();
+    return error.what();
+  }
+  ADD_FAILURE() << "expected porta::Error";
+  return "";
 }
 
 // ---- Philox4x32-10, written apart from kernels/random/generator.h -------------------

@@ -87,7 +87,7 @@ __kernel void porta_attention_pack(__global const uchar* source, __global float*
   float value = 0.0f;
   if (i < n) {
     size_t at = which == 3u ? ((size_t)bh * p.nq + i) * PORTA_D + x : porta_at_row(p, which, bh / heads, bh % heads, i) + x;
-    value = porta_at_load(source, p.dtype, at);
+    value = porta_cl_load(source, p.dtype, at);
   }
   size_t to = transposed != 0u ? (((size_t)bh * (rows / PORTA_VW) + i / PORTA_VW) * PORTA_D + x) * PORTA_VW + i % PORTA_VW
                                : ((size_t)bh * rows + i) * PORTA_D + x;
@@ -111,7 +111,7 @@ __kernel void porta_attention_delta(__global const uchar* out, __global const uc
     if (isfinite(row_lse)) {
       scaled = row_lse * PORTA_LOG2E;
       size_t at = ((size_t)bh * p.nq + i) * PORTA_D;
-      for (uint x = 0; x < PORTA_D; ++x) delta = fma(porta_at_load(out, p.dtype, at + x), porta_at_load(grad_out, p.dtype, at + x), delta);
+      for (uint x = 0; x < PORTA_D; ++x) delta = fma(porta_cl_load(out, p.dtype, at + x), porta_cl_load(grad_out, p.dtype, at + x), delta);
     }
   }
   stats[(size_t)bh * rows + i] = scaled;
@@ -145,7 +145,7 @@ __kernel void porta_attention_forward(__global const uchar* q, __global const fl
     lowest = min(lowest, limit[r]);
     highest = max(highest, limit[r]);
     size_t at = porta_at_row(p, 0u, b, h, min(i, p.nq - 1u));
-    for (uint x = 0; x < PORTA_D; ++x) qs[r][x] = i < p.nq ? porta_at_load(q, p.dtype, at + x) * scale_log2 : 0.0f;
+    for (uint x = 0; x < PORTA_D; ++x) qs[r][x] = i < p.nq ? porta_cl_load(q, p.dtype, at + x) * scale_log2 : 0.0f;
   }
 
   VEC acc[PORTA_BR][PORTA_NV];
@@ -215,7 +215,7 @@ __kernel void porta_attention_forward(__global const uchar* q, __global const fl
   uint rows = min((uint)PORTA_BR, p.nq - i0);
   size_t base_out = ((size_t)(b * p.heads_q + h) * p.nq + i0) * PORTA_D;
   for (uint r = 0; r < rows; ++r) {
-    for (uint x = 0; x < PORTA_D; ++x) porta_at_store(out, p.dtype, base_out + r * PORTA_D + x, finals[r][x]);
+    for (uint x = 0; x < PORTA_D; ++x) porta_cl_store(out, p.dtype, base_out + r * PORTA_D + x, finals[r][x]);
   }
 }
 
@@ -257,8 +257,8 @@ __kernel void porta_attention_dq(__global const uchar* q, __global const uchar* 
     size_t at = porta_at_row(p, 0u, b, h, min(i, p.nq - 1u));
     size_t at_grad = ((size_t)bh * p.nq + min(i, p.nq - 1u)) * PORTA_D;
     for (uint x = 0; x < PORTA_D; ++x) {
-      qs[r][x] = i < p.nq ? porta_at_load(q, p.dtype, at + x) * scale_log2 : 0.0f;
-      gs[r][x] = i < p.nq ? porta_at_load(grad_out, p.dtype, at_grad + x) : 0.0f;
+      qs[r][x] = i < p.nq ? porta_cl_load(q, p.dtype, at + x) * scale_log2 : 0.0f;
+      gs[r][x] = i < p.nq ? porta_cl_load(grad_out, p.dtype, at_grad + x) : 0.0f;
     }
   }
 
@@ -321,7 +321,7 @@ __kernel void porta_attention_dq(__global const uchar* q, __global const uchar* 
   uint rows = min((uint)PORTA_BR, p.nq - i0);
   size_t base_out = ((size_t)bh * p.nq + i0) * PORTA_D;
   for (uint r = 0; r < rows; ++r) {
-    for (uint x = 0; x < PORTA_D; ++x) porta_at_store(dq, p.dtype, base_out + r * PORTA_D + x, finals[r][x]);
+    for (uint x = 0; x < PORTA_D; ++x) porta_cl_store(dq, p.dtype, base_out + r * PORTA_D + x, finals[r][x]);
   }
 }
 
@@ -352,8 +352,8 @@ __kernel void porta_attention_dkdv(__global const uchar* k, __global const uchar
     size_t at_k = porta_at_row(p, 1u, b, hk, j);
     size_t at_v = porta_at_row(p, 2u, b, hk, j);
     for (uint x = 0; x < PORTA_D; ++x) {
-      ks[c][x] = j0 + c < p.nk ? porta_at_load(k, p.dtype, at_k + x) * scale_log2 : 0.0f;
-      vs[c][x] = j0 + c < p.nk ? porta_at_load(v, p.dtype, at_v + x) : 0.0f;
+      ks[c][x] = j0 + c < p.nk ? porta_cl_load(k, p.dtype, at_k + x) * scale_log2 : 0.0f;
+      vs[c][x] = j0 + c < p.nk ? porta_cl_load(v, p.dtype, at_v + x) : 0.0f;
     }
   }
   VEC acc_k[PORTA_BKV][PORTA_NV];
@@ -449,8 +449,8 @@ __kernel void porta_attention_dkdv(__global const uchar* k, __global const uchar
   size_t base_out = ((size_t)(b * p.heads_kv + hk) * p.nk + j0) * PORTA_D;
   for (uint c = 0; c < rows; ++c) {
     for (uint x = 0; x < PORTA_D; ++x) {
-      porta_at_store(dk, p.dtype, base_out + c * PORTA_D + x, finals_k[c][x]);
-      porta_at_store(dv, p.dtype, base_out + c * PORTA_D + x, finals_v[c][x]);
+      porta_cl_store(dk, p.dtype, base_out + c * PORTA_D + x, finals_k[c][x]);
+      porta_cl_store(dv, p.dtype, base_out + c * PORTA_D + x, finals_v[c][x]);
     }
   }
 }

@@ -1,7 +1,8 @@
-// opencl_common.h — element access, masks and a vector exp2 shared by the OpenCL attention kernels.
+// opencl_common.h — masks, row addressing and a vector exp2 shared by the OpenCL attention kernels.
 #ifndef PORTA_KERNELS_ATTENTION_OPENCL_COMMON_H
 #define PORTA_KERNELS_ATTENTION_OPENCL_COMMON_H
 #include "attention/params.h"
+#include "common/opencl_access.h"
 #include "common/portable.h"
 
 #define PORTA_AT_CAT_(a, b) a##b
@@ -13,20 +14,6 @@
 #ifndef PORTA_D
 #define PORTA_D 64
 #endif
-
-// One element of a buffer of `dtype` as float (16-bit types travel as their raw bits).
-PORTA_FN float porta_at_load(__global const uchar* base, uint dtype, size_t index) {
-  if (dtype == PORTA_DTYPE_F32) return ((__global const float*)base)[index];
-  return porta_bits_to_float(((__global const ushort*)base)[index], dtype);
-}
-
-PORTA_FN void porta_at_store(__global uchar* base, uint dtype, size_t index, float value) {
-  if (dtype == PORTA_DTYPE_F32) {
-    ((__global float*)base)[index] = value;
-  } else {
-    ((__global ushort*)base)[index] = (ushort)porta_float_to_bits(value, dtype);
-  }
-}
 
 // The last key query i may see (bottom-right causal alignment), as a signed index; -1 or
 // less: none.

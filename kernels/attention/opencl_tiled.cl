@@ -28,7 +28,7 @@ __kernel __attribute__((reqd_work_group_size(PORTA_TQ, 1, 1))) void porta_attent
   float acc[PORTA_D];
   size_t at = porta_at_row(p, 0u, b, h, min(i, p.nq - 1u));
   for (uint x = 0; x < PORTA_D; ++x) {
-    row[x] = valid ? porta_at_load(q, p.dtype, at + x) * scale_log2 : 0.0f;
+    row[x] = valid ? porta_cl_load(q, p.dtype, at + x) * scale_log2 : 0.0f;
     acc[x] = 0.0f;
   }
   int limit = valid ? porta_at_last_key(p, i) : -1;
@@ -44,8 +44,8 @@ __kernel __attribute__((reqd_work_group_size(PORTA_TQ, 1, 1))) void porta_attent
       uint x = e % PORTA_D;
       uint j = (uint)t0 + jj;
       bool inside = j < p.nk;
-      key_tile[jj][x] = inside ? porta_at_load(k, p.dtype, porta_at_row(p, 1u, b, hk, j) + x) : 0.0f;
-      value_tile[jj][x] = inside ? porta_at_load(v, p.dtype, porta_at_row(p, 2u, b, hk, j) + x) : 0.0f;
+      key_tile[jj][x] = inside ? porta_cl_load(k, p.dtype, porta_at_row(p, 1u, b, hk, j) + x) : 0.0f;
+      value_tile[jj][x] = inside ? porta_cl_load(v, p.dtype, porta_at_row(p, 2u, b, hk, j) + x) : 0.0f;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     float s[PORTA_TK];
@@ -71,6 +71,6 @@ __kernel __attribute__((reqd_work_group_size(PORTA_TQ, 1, 1))) void porta_attent
   if (!valid) return;
   float inverse = total > 0.0f ? 1.0f / total : 0.0f;
   size_t base_out = ((size_t)(b * p.heads_q + h) * p.nq + i) * PORTA_D;
-  for (uint x = 0; x < PORTA_D; ++x) porta_at_store(out, p.dtype, base_out + x, acc[x] * inverse);
+  for (uint x = 0; x < PORTA_D; ++x) porta_cl_store(out, p.dtype, base_out + x, acc[x] * inverse);
   lse[(size_t)(b * p.heads_q + h) * p.nq + i] = total > 0.0f ? maximum * PORTA_LN2 + log(total) : -INFINITY;
 }

@@ -27,7 +27,7 @@ __kernel void porta_matmul_naive(__global const uchar* a, __global const uchar* 
     }
   } else {
     for (uint q = 0; q < p.k; ++q) {
-      acc += porta_mm_load(a, p.ab_dtype, a_index) * porta_mm_load(b, p.ab_dtype, b_index);
+      acc += porta_cl_load(a, p.ab_dtype, a_index) * porta_cl_load(b, p.ab_dtype, b_index);
       a_index += a_step;
       b_index += b_step;
     }

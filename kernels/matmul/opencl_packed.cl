@@ -39,7 +39,7 @@ __kernel void porta_matmul_pack_a(__global const uchar* a, __global float* packe
   if (q >= p.k || i >= panels * PORTA_MR) return;
   float value = 0.0f;
   if (i < p.m) {
-    value = porta_mm_load(a, p.ab_dtype, p.a_offset + z * p.batch_stride_a + (along_k ? i * p.lda + q : q * p.lda + i));
+    value = porta_cl_load(a, p.ab_dtype, p.a_offset + z * p.batch_stride_a + (along_k ? i * p.lda + q : q * p.lda + i));
   }
   packed[(((size_t)z * panels + i / PORTA_MR) * p.k + q) * PORTA_MR + i % PORTA_MR] = value;
 }
@@ -54,7 +54,7 @@ __kernel void porta_matmul_pack_b(__global const uchar* b, __global float* packe
   if (q >= p.k || j >= panels * PORTA_NR) return;
   float value = 0.0f;
   if (j < p.n) {
-    value = porta_mm_load(b, p.ab_dtype, p.b_offset + z * p.batch_stride_b + (along_k ? j * p.ldb + q : q * p.ldb + j));
+    value = porta_cl_load(b, p.ab_dtype, p.b_offset + z * p.batch_stride_b + (along_k ? j * p.ldb + q : q * p.ldb + j));
   }
   packed[(((size_t)z * panels + j / PORTA_NR) * p.k + q) * PORTA_NR + j % PORTA_NR] = value;
 }

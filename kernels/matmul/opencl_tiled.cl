@@ -83,7 +83,7 @@ __kernel __attribute__((reqd_work_group_size(PORTA_NDIMC, PORTA_MDIMC, 1))) void
       uint i = m0 + row;
       uint q = k0 + kk;
       float value = 0.0f;
-      if (i < p.m && q < p.k) value = porta_mm_load(a, p.ab_dtype, a_base + (p.trans_a != 0u ? q * p.lda + i : i * p.lda + q));
+      if (i < p.m && q < p.k) value = porta_cl_load(a, p.ab_dtype, a_base + (p.trans_a != 0u ? q * p.lda + i : i * p.lda + q));
       a_tile[kk * PORTA_LDA_TILE + row] = value;
     }
     for (uint index = item; index < PORTA_NWG * PORTA_KWG; index += PORTA_ITEMS) {
@@ -92,7 +92,7 @@ __kernel __attribute__((reqd_work_group_size(PORTA_NDIMC, PORTA_MDIMC, 1))) void
       uint j = n0 + col;
       uint q = k0 + kk;
       float value = 0.0f;
-      if (j < p.n && q < p.k) value = porta_mm_load(b, p.ab_dtype, b_base + (p.trans_b != 0u ? j * p.ldb + q : q * p.ldb + j));
+      if (j < p.n && q < p.k) value = porta_cl_load(b, p.ab_dtype, b_base + (p.trans_b != 0u ? j * p.ldb + q : q * p.ldb + j));
       b_tile[kk * PORTA_LDB_TILE + col] = value;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
