@@ -12,10 +12,8 @@
 
 #ifdef PORTA_BENCH_OPENBLAS
 #include <cblas.h>
-#include <unistd.h>
 
-#include <cstring>
-extern "C" char* openblas_get_corename(void);
+#include "openblas_anchor.hpp"
 #endif
 #ifdef PORTA_BENCH_CLBLAST
 #define CL_TARGET_OPENCL_VERSION 120
@@ -150,21 +148,6 @@ bool wanted(const std::string& name) {
 
 }  // namespace
 
-#ifdef PORTA_BENCH_OPENBLAS
-// OpenBLAS 0.3.21 does not recognise some newer cpus and falls back to its generic
-// Prescott kernels, 5x slower than it can be: measure the anchor at its best by naming
-// the core its own way (OPENBLAS_CORETYPE, read when the library loads: re-exec).
-void give_openblas_its_best_kernel(char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE") != nullptr || std::strcmp(openblas_get_corename(), "Prescott") != 0) return;
-  __builtin_cpu_init();
-  const char* core = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? "SkylakeX"
-                     : __builtin_cpu_supports("avx2")                                          ? "Haswell"
-                                                                                               : nullptr;
-  if (core == nullptr) return;
-  ::setenv("OPENBLAS_CORETYPE", core, 1);
-  ::execv("/proc/self/exe", argv);  // returns only on failure: then measure as it is
-}
-#endif
 
 int main(int argc, char** argv) {
 #ifdef PORTA_BENCH_OPENBLAS
