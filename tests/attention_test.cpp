@@ -295,11 +295,9 @@ TEST(AttentionReference, BackwardMatchesFiniteDifferences) {
 TEST(AttentionMemory, FusedKernelsNeverHoldTheScores) {
   for (const Device& device : devices()) {
     SCOPED_TRACE(device.id());
-    if (device.info().backend == BackendKind::vulkan) {
-      std::printf("%s: skipped at N = 8192: lavapipe runs it for minutes; covered at N = 4096 by the suite\n",
-                  device.id().c_str());
-      continue;
-    }
+    // Devices that emulate a GPU on the cpu (lavapipe) take minutes for the backward at
+    // this size: there the forward alone is measured.
+    const bool with_backward = !(device.info().backend == BackendKind::vulkan && device.info().type == DeviceType::cpu);
     const std::int64_t n = 8192, d = 64, heads = 2;
     Tensor q = randn({1, heads, n, d}, f32, device, 1), k = randn({1, heads, n, d}, f32, device, 2),
            v = randn({1, heads, n, d}, f32, device, 3);
@@ -316,14 +314,15 @@ TEST(AttentionMemory, FusedKernelsNeverHoldTheScores) {
       std::printf("%s: %s\n", device.id().c_str(), error.what());
       continue;
     }
-    AttentionGradients gradients = attention_backward(result.out, q, k, v, result, options);
+    if (with_backward) attention_backward(result.out, q, k, v, result, options);
     device.synchronize();
     const double extra = double(device.stats().peak_bytes_allocated - before);
-    const double outputs = 4.0 * heads * n * (4 * d + 1);  // out, lse, dq, dk, dv
+    const double outputs = 4.0 * heads * n * ((with_backward ? 4 : 1) * d + 1);  // out, lse (dq, dk, dv)
     const double per_row = (extra - outputs) / double(heads * n);
-    std::printf("%s: attention forward + backward at N = %lld: %.1f MiB beyond inputs and outputs "
+    std::printf("%s: attention forward%s at N = %lld: %.1f MiB beyond inputs and outputs "
                 "(%.0f bytes per query row; the scores would be %.0f MiB)\n",
-                device.id().c_str(), static_cast<long long>(n), (extra - outputs) / (1 << 20), per_row,
+                device.id().c_str(), with_backward ? " + backward" : "", static_cast<long long>(n),
+                (extra - outputs) / (1 << 20), per_row,
                 4.0 * heads * n * n / (1 << 20));
     EXPECT_LT(extra - outputs, 64.0 * heads * n * d * 4) << "more than O(N * D) extra memory";
   }
