@@ -144,7 +144,10 @@ int main(int argc, char** argv) {
     const std::string id = device.id();
     if (!wanted(id) || (device.info().backend == porta::BackendKind::cpu && device.info().index > 0)) continue;
     const bool host_speed = device.info().backend == porta::BackendKind::cpu;
-    for (const std::string& kernel : porta::attention_kernels(device)) {
+    const std::vector<std::string> kernels = porta::attention_kernels(device);
+    for (const std::string& kernel : kernels) {
+      // The device's preferred kernel and the unfused baseline; PORTA_BENCH_ALL_KERNELS=1 for every one.
+      if (kernel != kernels.front() && kernel != "unfused" && std::getenv("PORTA_BENCH_ALL_KERNELS") == nullptr) continue;
       for (const AttentionShape& shape : shapes) {
         if (!host_speed && shape.n > 2048) continue;  // emulated devices: minutes per call
         add("attention/" + shape.name() + "/fwd/" + id + "/" + kernel, bench_porta, device, kernel, shape, false);

@@ -1,6 +1,8 @@
 // matmul_bench.cpp — Google Benchmark of matmul on every device and kernel, beside the
 // anchors found at configure time (OpenBLAS sgemm; CLBlast on the first OpenCL device),
-// with GFLOP/s counters, so every ratio comes from one run.
+// with GFLOP/s counters, so every ratio comes from one run. Each device runs its
+// preferred kernel; PORTA_BENCH_ALL_KERNELS=1 runs every one, PORTA_BENCH_DEVICES=cpu,opencl
+// chooses backends.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -174,8 +176,10 @@ int main(int argc, char** argv) {
   for (const porta::Device& device : porta::devices()) {
     const std::string id = device.id();
     if (!wanted(id) || (device.info().backend == porta::BackendKind::cpu && device.info().index > 0)) continue;
-    for (const std::string& kernel : porta::matmul_kernels(device)) {
+    const std::vector<std::string> kernels = porta::matmul_kernels(device);
+    for (const std::string& kernel : kernels) {
       if (kernel == "naive") continue;  // seconds per call at these sizes; tests cover it
+      if (kernel != kernels.front() && std::getenv("PORTA_BENCH_ALL_KERNELS") == nullptr) continue;
       for (const GemmShape& shape : big) {
         add("matmul/" + shape.name() + "/f32/" + id + "/" + kernel, bench_porta, device, kernel, shape, porta::f32);
       }
