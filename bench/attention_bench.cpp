@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_devices.hpp"
 #include "porta/porta.hpp"
 
 #ifdef PORTA_BENCH_OPENBLAS
@@ -114,11 +115,6 @@ void bench_openblas(benchmark::State& state, AttentionShape shape) {
   set_rate(state, shape.forward_flops());
 }
 #endif
-
-bool wanted(const std::string& name) {
-  const char* only = std::getenv("PORTA_BENCH_DEVICES");  // e.g. "cpu,opencl"
-  return only == nullptr || std::string(only).find(name.substr(0, name.find(':'))) != std::string::npos;
-}
 
 }  // namespace
 

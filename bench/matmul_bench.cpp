@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_devices.hpp"
 #include "porta/porta.hpp"
 
 #ifdef PORTA_BENCH_OPENBLAS
@@ -143,13 +144,7 @@ void bench_clblast(benchmark::State& state, GemmShape shape) {
 }
 #endif
 
-bool wanted(const std::string& name) {
-  const char* only = std::getenv("PORTA_BENCH_DEVICES");  // e.g. "cpu,opencl"
-  return only == nullptr || std::string(only).find(name.substr(0, name.find(':'))) != std::string::npos;
-}
-
 }  // namespace
-
 
 int main(int argc, char** argv) {
 #ifdef PORTA_BENCH_OPENBLAS
