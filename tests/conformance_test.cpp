@@ -15,7 +15,7 @@
 namespace porta::test {
 namespace {
 
-enum class Kind { fill, cast, add, mul, axpby, uniform, randn, sum_all, sum_dim, transfer };
+enum class Kind { fill, cast, add, mul, axpby, gelu, gelu_backward, uniform, randn, sum_all, sum_dim, transfer };
 
 const char* name_of(Kind kind) {
   switch (kind) {
@@ -24,6 +24,8 @@ const char* name_of(Kind kind) {
     case Kind::add: return "add";
     case Kind::mul: return "mul";
     case Kind::axpby: return "axpby";
+    case Kind::gelu: return "gelu";
+    case Kind::gelu_backward: return "gelu_backward";
     case Kind::uniform: return "uniform";
     case Kind::randn: return "randn";
     case Kind::sum_all: return "sum_all";
@@ -97,7 +99,7 @@ std::vector<Case> all_cases() {
         }
       }
     }
-    for (Kind kind : {Kind::add, Kind::mul, Kind::axpby, Kind::uniform, Kind::randn}) {
+    for (Kind kind : {Kind::add, Kind::mul, Kind::axpby, Kind::gelu, Kind::gelu_backward, Kind::uniform, Kind::randn}) {
       for (DType dtype : floating) {
         for (const Shape& shape : elementwise_shapes) cases.emplace_back(kind, id, dtype, dtype, shape);
       }
@@ -249,6 +251,39 @@ TEST_P(Conformance, MatchesFloat64Reference) {
         if (c.kind == Kind::add) return add(a.tensor, b.tensor);
         if (c.kind == Kind::mul) return mul(a.tensor, b.tensor);
         return axpby(0.75f, a.tensor, -1.5f, b.tensor);
+      };
+      break;
+    }
+    case Kind::gelu:
+    case Kind::gelu_backward: {
+      // x from N(0, 3^2) reaches both saturated ends; the gradient from N(0, 1).
+      Input x = make_input(device, c.dtype, c.shape, Layout::contiguous, seed);
+      std::vector<double> scaled(x.values.size());
+      for (std::size_t i = 0; i < scaled.size(); ++i) scaled[i] = 3.0 * x.values[i];
+      std::vector<unsigned char> bytes(scaled.size() * size_of(c.dtype));
+      for (std::size_t i = 0; i < scaled.size(); ++i) set_element(bytes, c.dtype, i, scaled[i]);
+      Tensor inputs = Tensor::from_host(bytes.data(), bytes.size(), c.shape, c.dtype, device);
+      Input grad = make_input(device, c.dtype, c.shape, Layout::contiguous, seed + 1);
+      const double root = std::sqrt(2.0 / M_PI), cubic = 0.044715;
+      for (std::size_t i = 0; i < scaled.size(); ++i) {
+        const double v = element(bytes, c.dtype, i);  // the input as stored
+        const double inner = root * (v + cubic * v * v * v), t = std::tanh(inner);
+        const double d_inner = root * (1.0 + 3.0 * cubic * v * v);
+        // f32 rounding of the inner polynomial grows through exp(2u): scale by |u|.
+        const double growth = 1.0 + std::fabs(inner);
+        if (c.kind == Kind::gelu) {
+          reference.push_back(0.5 * v * (1.0 + t));
+          scale.push_back(std::fabs(v) * growth);
+        } else {
+          const double g = grad.values[i];
+          reference.push_back(g * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * d_inner));
+          scale.push_back(std::fabs(g) * growth * (1.0 + std::fabs(v) * d_inner));
+        }
+      }
+      bound = Tolerance::bound(c.dtype, 0, 2) + 16 * Tolerance::epsilon(DType::f32);
+      absolute = Tolerance::absolute(c.dtype, 2);
+      run = [&, inputs, grad] {
+        return c.kind == Kind::gelu ? gelu(inputs) : gelu_backward(grad.tensor, inputs);
       };
       break;
     }
