@@ -1,10 +1,14 @@
-// openblas_anchor.hpp — makes the OpenBLAS anchor run its best kernels on this cpu.
+// openblas_anchor.hpp — makes the OpenBLAS anchor run its best kernels on this cpu, on
+// as many threads as porta's cpu device.
 #pragma once
+
+#include <cblas.h>
 
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 extern "C" char* openblas_get_corename(void);
 
@@ -20,4 +24,10 @@ inline void give_openblas_its_best_kernel(char** argv) {
   if (core == nullptr) return;
   ::setenv("OPENBLAS_CORETYPE", core, 1);
   ::execv("/proc/self/exe", argv);  // returns only on failure: then measure as it is
+}
+
+// The thread count porta's cpu device uses ($PORTA_CPU_THREADS, else every core).
+inline int anchor_threads() {
+  const char* threads = std::getenv("PORTA_CPU_THREADS");
+  return threads != nullptr ? std::atoi(threads) : int(std::thread::hardware_concurrency());
 }

@@ -1,0 +1,430 @@
+// porta_bench.cpp — porta-bench, the head-to-head benchmark: every device porta finds and
+// every anchor built in (OpenBLAS, CLBlast), on the standard suite of matmul and attention
+// cases, each result checked against a float64 reference. Prints progress as it goes,
+// then one table (rates, and ratios to the best anchor of each case) and the first-call
+// times; --json writes everything for bench/plot.py. The cases, inputs, references and
+// anchors are the Google Benchmark binaries' own (bench/*_case.hpp).
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "attention_case.hpp"
+#include "matmul_case.hpp"
+#include "porta/porta.hpp"
+#include "roofline.hpp"
+
+namespace {
+
+struct Timing {
+  double min_time_s;  // keep calling until this much time is spent...
+  int min_calls;      // ...and at least this many calls (after the first)
+  double max_call_s;  // skip a case predicted to take longer per call
+};
+
+struct Result {
+  std::string op, case_label, device, impl;
+  std::size_t sequence = 0;     // the case's place in the suite, for the table
+  double flops = 0, bytes = 0;  // per call
+  double first_call_s = NAN, median_s = NAN, min_s = NAN, max_s = NAN;
+  Check check;
+  std::string error;  // why it did not run (a porta::Error, or predicted too slow)
+  bool ran() const { return error.empty(); }
+  double gflops() const { return flops / median_s / 1e9; }
+};
+
+// One implementation of one case on one device, to be run when its turn comes.
+struct Entry {
+  std::string op, family, case_label, device, impl;
+  std::size_t sequence = 0;
+  double flops = 0, bytes = 0;
+  std::function<Result(const Timing&)> run;
+};
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// The first call (compiling kernels, allocating) is timed on its own and its output
+// checked; then calls until the time and count are reached.
+template <class Runner, class Reference>
+Result measure(Runner& runner, const Reference& reference, const Timing& timing) {
+  Result result;
+  double start = now_s();
+  runner();
+  result.first_call_s = now_s() - start;
+  result.check = reference.check(runner.output());
+  std::vector<double> times;
+  const double begin = now_s();
+  while (int(times.size()) < timing.min_calls || (now_s() - begin < timing.min_time_s && times.size() < 1000)) {
+    start = now_s();
+    runner();
+    times.push_back(now_s() - start);
+  }
+  std::sort(times.begin(), times.end());
+  result.median_s = times[times.size() / 2];
+  result.min_s = times.front();
+  result.max_s = times.back();
+  return result;
+}
+
+// References are computed once per case, when the first entry of the case runs.
+template <class Reference, class Case>
+const Reference& reference_for(const Case& c) {
+  static std::map<std::string, std::unique_ptr<Reference>> cache;
+  auto& slot = cache[c.label()];
+  if (!slot) slot = std::make_unique<Reference>(c);
+  return *slot;
+}
+
+template <class Runner, class Reference, class Case, class... Args>
+std::function<Result(const Timing&)> runner_for(const Case& c, Args... args) {
+  return [c, args...](const Timing& timing) {
+    const Reference& reference = reference_for<Reference>(c);
+    Runner runner(c, args...);
+    return measure(runner, reference, timing);
+  };
+}
+
+struct Suite {
+  std::vector<MatmulCase> matmul;
+  std::vector<AttentionCase> attention;
+};
+
+Suite standard_suite(bool quick) {
+  Suite suite;
+  if (quick) {
+    suite.matmul = {{1024, 1024, 1024}, {1024, 3072, 768}};
+  } else {
+    suite.matmul = {{1024, 1024, 1024}, {2048, 2048, 2048}, {4096, 4096, 4096},
+                    {4096, 3072, 768},  {4096, 768, 3072},  {4096, 2304, 768}};
+  }
+  const std::vector<std::int64_t> lengths = quick ? std::vector<std::int64_t>{512, 1024}
+                                                  : std::vector<std::int64_t>{512, 1024, 2048, 4096};
+  for (std::int64_t n : lengths) {
+    for (bool causal : {false, true}) {
+      for (bool backward : {false, true}) suite.attention.push_back({1, 12, n, 64, causal, backward});
+    }
+  }
+  return suite;
+}
+
+std::vector<Entry> entries_for(const Suite& suite, const std::vector<porta::Device>& devices) {
+  std::vector<Entry> entries;
+  auto add = [&](const std::string& op, const std::string& family, const auto& c, const std::string& device,
+                 const std::string& impl, std::function<Result(const Timing&)> run) {
+    entries.push_back({op, family, c.label(), device, impl, entries.size(), c.flops(), c.bytes(), std::move(run)});
+  };
+  for (const MatmulCase& c : suite.matmul) {
+#ifdef PORTA_BENCH_OPENBLAS
+    add("matmul", "matmul", c, "cpu", "openblas", runner_for<OpenblasMatmul, MatmulReference>(c));
+#endif
+    for (const porta::Device& device : devices) {
+      add("matmul", "matmul", c, device.id(), "porta",
+          runner_for<PortaMatmul, MatmulReference>(c, device, std::string("auto")));
+    }
+#ifdef PORTA_BENCH_CLBLAST
+    for (const porta::Device& device : devices) {
+      if (device.info().backend == porta::BackendKind::opencl && device.info().index == 0) {
+        add("matmul", "matmul", c, device.id(), "clblast", runner_for<ClblastMatmul, MatmulReference>(c));
+      }
+    }
+#endif
+  }
+  for (const AttentionCase& c : suite.attention) {
+    const std::string family = "attention " + c.direction();
+#ifdef PORTA_BENCH_OPENBLAS
+    add("attention", family, c, "cpu", "openblas", runner_for<OpenblasAttention, AttentionReference>(c));
+#endif
+    for (const porta::Device& device : devices) {
+      add("attention", family, c, device.id(), "porta",
+          runner_for<PortaAttention, AttentionReference>(c, device, std::string("auto")));
+      if (!c.backward) {  // porta's own three-step baseline on the device
+        add("attention", family, c, device.id(), "unfused",
+            runner_for<PortaAttention, AttentionReference>(c, device, std::string("unfused")));
+      }
+    }
+  }
+  // Small cases first, so each implementation's rate predicts the next case's time.
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return a.op != b.op ? a.op > b.op : a.flops < b.flops;  // matmul, then attention
+  });
+  return entries;
+}
+
+std::string format(const char* pattern, auto... values) {
+  char text[256];
+  std::snprintf(text, sizeof text, pattern, values...);
+  return text;
+}
+
+// --- the table --------------------------------------------------------------------------
+
+bool is_anchor(const std::string& impl) { return impl == "openblas" || impl == "clblast" || impl == "mpi"; }
+
+std::string column_of(const Result& r) { return is_anchor(r.impl) ? r.impl : r.device; }
+std::string row_of(const Result& r) {
+  return r.impl == "porta" || is_anchor(r.impl) ? r.case_label : r.case_label + " [" + r.impl + "]";
+}
+
+void print_table(const std::vector<Result>& results, const std::vector<std::string>& columns, bool first_call) {
+  std::vector<const Result*> in_suite_order;
+  for (const Result& r : results) in_suite_order.push_back(&r);
+  std::stable_sort(in_suite_order.begin(), in_suite_order.end(),
+                   [](const Result* a, const Result* b) { return a->sequence < b->sequence; });
+  std::vector<std::string> rows;
+  for (const Result* rp : in_suite_order) {
+    const Result& r = *rp;
+    if (std::find(rows.begin(), rows.end(), row_of(r)) == rows.end()) rows.push_back(row_of(r));
+  }
+  std::size_t width = 4;
+  for (const std::string& row : rows) width = std::max(width, row.size());
+  const int cell = first_call ? 10 : 17;
+  std::printf("%s\n%-*s", first_call ? "First call in seconds (kernel compilation + one run):"
+                                     : "GFLOP/s (ratio to the best anchor of the case):",
+              int(width), "case");
+  for (const std::string& column : columns) std::printf(" %*s", cell, column.c_str());
+  std::printf("\n");
+  for (const std::string& row : rows) {
+    double best_anchor = 0;  // of the case: porta's unfused rows compare with the same anchors
+    const std::string case_label = row.substr(0, row.find(" ["));
+    for (const Result& r : results) {
+      if (r.case_label == case_label && is_anchor(r.impl) && r.ran() && r.check.ok) best_anchor = std::max(best_anchor, r.gflops());
+    }
+    std::printf("%-*s", int(width), row.c_str());
+    for (const std::string& column : columns) {
+      std::string text = "-";
+      for (const Result& r : results) {
+        if (row_of(r) != row || column_of(r) != column) continue;
+        if (!r.ran()) {
+          text = "skipped";
+        } else if (first_call) {
+          text = format("%.2f", r.first_call_s);
+        } else {
+          text = format("%.1f", r.gflops());
+          if (best_anchor > 0) text += format(" (%.2fx)", r.gflops() / best_anchor);
+          if (!r.check.ok) text = "FAIL " + text;
+        }
+      }
+      std::printf(" %*s", cell, text.c_str());
+    }
+    std::printf("\n");
+  }
+}
+
+// --- the JSON -------------------------------------------------------------------------
+
+std::string cpu_model() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  }
+  return "unknown";
+}
+
+nlohmann::json machine_json(const std::vector<porta::Device>& devices, const Roofline& roofline) {
+  nlohmann::json machine = {{"cpu", cpu_model()},
+                            {"cores", std::thread::hardware_concurrency()},
+                            {"peak_gflops", roofline.peak_gflops},
+                            {"bandwidth_gbps", roofline.bandwidth_gbps},
+                            {"peak_isa", roofline.isa},
+                            {"devices", nlohmann::json::array()}};
+  for (const porta::Device& device : devices) {
+    const porta::DeviceInfo& info = device.info();
+    machine["devices"].push_back({{"id", info.id()},
+                                  {"type", std::string(porta::to_string(info.type))},
+                                  {"name", info.name},
+                                  {"vendor", info.vendor},
+                                  {"driver", info.driver},
+                                  {"memory_bytes", info.memory_bytes}});
+  }
+#ifdef PORTA_BENCH_OPENBLAS
+  machine["openblas_core"] = openblas_get_corename();
+#endif
+  return machine;
+}
+
+nlohmann::json result_json(const Result& r) {
+  auto number = [](double value) { return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr); };
+  nlohmann::json json = {{"op", r.op},
+                         {"case", r.case_label},
+                         {"device", r.device == "cpu:0" ? "cpu" : r.device},
+                         {"impl", r.impl},
+                         {"median_s", number(r.median_s)},
+                         {"min_s", number(r.min_s)},
+                         {"max_s", number(r.max_s)},
+                         {"first_call_s", number(r.first_call_s)},
+                         {"flops", r.flops},
+                         {"bytes", r.bytes},
+                         {"gflops", r.ran() ? number(r.gflops()) : nlohmann::json(nullptr)},
+                         {"rel_err", r.ran() ? number(r.check.rel_err) : nlohmann::json(nullptr)},
+                         {"ok", r.ran() && r.check.ok}};
+  if (!r.ran()) json["error"] = r.error;
+  return json;
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return text;
+}
+
+bool matches_any(const std::vector<std::string>& filters, const std::string& text, bool prefix) {
+  if (filters.empty()) return true;
+  for (const std::string& filter : filters) {
+    if (prefix ? (text == filter || text.rfind(filter + ":", 0) == 0) : text.find(filter) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+#ifdef PORTA_BENCH_OPENBLAS
+  give_openblas_its_best_kernel(argv);
+#endif
+  CLI::App app{"porta-bench: every device and anchor on the standard suite, side by side"};
+  bool quick = false, list_only = false;
+  std::vector<std::string> ops, device_filters, shape_filters;
+  std::string json_path;
+  Timing timing{1.0, 3, 8.0};
+  app.add_flag("--quick", quick, "the whole suite on smaller cases with fewer calls (under 3 minutes here)");
+  app.add_option("--op", ops, "only these ops: matmul, attention")->delimiter(',')->check(CLI::IsMember({"matmul", "attention"}));
+  app.add_option("--device", device_filters, "only these devices (cpu, opencl, vulkan:0, ...); anchors run on theirs")
+      ->delimiter(',');
+  app.add_option("--shape", shape_filters, "only cases whose name contains one of these (e.g. 2048x2048, N1024)")
+      ->delimiter(',');
+  app.add_option("--json", json_path, "write the machine and every result to this file");
+  app.add_option("--min-time", timing.min_time_s, "seconds of calls per case after the first (default 1, quick 0.2)");
+  app.add_option("--max-call", timing.max_call_s,
+                 "skip a case predicted to take longer per call than this (default 8 s, quick 2 s)");
+  app.add_flag("--list", list_only, "list the cases and exit");
+  CLI11_PARSE(app, argc, argv);
+  if (quick) {
+    if (app.count("--min-time") == 0) timing.min_time_s = 0.2;
+    if (app.count("--max-call") == 0) timing.max_call_s = 2.0;
+    timing.min_calls = 2;
+  }
+
+  try {
+    std::vector<porta::Device> devices;  // every device, one cpu (the virtual ones share its cores)
+    for (const porta::Device& device : porta::devices()) {
+      if (device.info().backend == porta::BackendKind::cpu && device.info().index > 0) continue;
+      devices.push_back(device);
+    }
+    std::vector<Entry> entries;
+    for (Entry& entry : entries_for(standard_suite(quick), devices)) {
+      const std::string device = entry.device == "cpu" ? "cpu:0" : entry.device;
+      if (!ops.empty() && std::find(ops.begin(), ops.end(), entry.op) == ops.end()) continue;
+      if (!matches_any(device_filters, device, true) && !matches_any(device_filters, entry.impl, true)) continue;
+      if (!matches_any(shape_filters, entry.case_label, false)) continue;
+      entry.device = device;
+      entries.push_back(std::move(entry));
+    }
+    if (entries.empty()) {
+      std::fprintf(stderr, "porta-bench: no case matches the filters (see --list)\n");
+      return 2;
+    }
+    std::printf("porta-bench %s: %zu cases on", PORTA_VERSION_STRING, entries.size());
+    for (const porta::Device& device : devices) {
+      std::printf(" %s (%s)", device.id().c_str(), device.info().name.c_str());
+    }
+    std::printf("\n");
+    if (list_only) {
+      for (const Entry& e : entries) std::printf("%s %s on %s, %s\n", e.op.c_str(), e.case_label.c_str(), e.device.c_str(), e.impl.c_str());
+      return 0;
+    }
+
+    const int threads = int(std::thread::hardware_concurrency());
+    const Roofline roofline = measure_roofline(threads);
+    std::printf("machine: %s, %d threads; measured roofs: %.0f GFLOP/s f32 (%s), %.1f GB/s memory\n\n",
+                cpu_model().c_str(), threads, roofline.peak_gflops, roofline.isa.c_str(), roofline.bandwidth_gbps);
+    std::fflush(stdout);
+
+    std::vector<Result> results;
+    std::map<std::string, double> rate;  // each implementation's last rate per op family, in flop/s
+    const double start = now_s();
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const Entry& e = entries[i];
+      std::fprintf(stderr, "[%3zu/%zu] %-9s %-36s %-9s %-8s ", i + 1, entries.size(), e.op.c_str(), e.case_label.c_str(),
+                   e.device.c_str(), e.impl.c_str());
+      const std::string key = e.family + "|" + e.device + "|" + e.impl;
+      Result result;
+      if (rate.count(key) != 0 && e.flops / rate[key] > timing.max_call_s) {
+        result.error = format("skipped: about %.0f s per call at the last case's %.1f GFLOP/s (--max-call %.0f)",
+                              e.flops / rate[key], rate[key] / 1e9, timing.max_call_s);
+      } else {
+        try {
+          result = e.run(timing);
+          rate[key] = e.flops / result.median_s;
+        } catch (const porta::Error& error) {
+          result.error = error.what();
+        }
+      }
+      result.op = e.op, result.case_label = e.case_label, result.device = e.device, result.impl = e.impl;
+      result.flops = e.flops, result.bytes = e.bytes, result.sequence = e.sequence;
+      if (!result.ran()) {
+        std::fprintf(stderr, "%s\n", result.error.c_str());
+      } else {
+        std::fprintf(stderr, "%8.1f GFLOP/s  first call %6.2f s  rel_err %.1e%s\n", result.gflops(),
+                     result.first_call_s, result.check.rel_err, result.check.ok ? "" : "  FAILED CHECK");
+      }
+      results.push_back(result);
+    }
+    std::fprintf(stderr, "%zu cases in %.0f s\n\n", entries.size(), now_s() - start);
+
+    std::vector<std::string> columns;  // devices in discovery order, then the anchors
+    for (const porta::Device& device : devices) columns.push_back(device.id());
+    for (const char* anchor : {"openblas", "clblast"}) {
+      for (const Result& r : results) {
+        if (r.impl == anchor) {
+          columns.push_back(anchor);
+          break;
+        }
+      }
+    }
+    std::vector<std::string> columns_present;
+    for (const std::string& column : columns) {
+      for (const Result& r : results) {
+        if (column_of(r) == column) {
+          columns_present.push_back(column);
+          break;
+        }
+      }
+    }
+    print_table(results, columns_present, false);
+    std::printf("\n");
+    print_table(results, columns_present, true);
+    const bool all_ok = std::all_of(results.begin(), results.end(), [](const Result& r) { return !r.ran() || r.check.ok; });
+    if (!all_ok) std::printf("\nFAIL marks a result that differs from the float64 reference: never a valid rate.\n");
+
+    if (!json_path.empty()) {
+      nlohmann::json json = {{"machine", machine_json(devices, roofline)},
+                             {"version", PORTA_VERSION_STRING},
+                             {"date", utc_now()},
+                             {"quick", quick},
+                             {"results", nlohmann::json::array()}};
+      for (const Result& r : results) json["results"].push_back(result_json(r));
+      std::ofstream(json_path) << json.dump(2) << "\n";
+      std::printf("\nwrote %s\n", json_path.c_str());
+    }
+    return all_ok ? 0 : 1;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "porta-bench: %s\n", error.what());
+    return 1;
+  }
+}
