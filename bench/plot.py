@@ -85,7 +85,7 @@ def bar_chart(data, op, results, path):
     ax.set_yscale("log")
     ax.set_ylabel(unit + " (log scale)")
     ax.set_title(title(data, f"porta-bench: {op} (labels: ratio to the best anchor)"), fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -95,7 +95,7 @@ def bar_chart(data, op, results, path):
 def roofline_chart(data, results, path):
     machine = data["machine"]
     peak, bandwidth = machine.get("peak_gflops"), machine.get("bandwidth_gbps")
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = plt.subplots(figsize=(10, 5.5))
     points = [r for r in results if r.get("gflops") and r.get("bytes") and r.get("flops")]
     intensities = [r["flops"] / r["bytes"] for r in points] or [1.0]
     lo, hi = min(intensities) / 2, max(intensities) * 2
@@ -116,7 +116,7 @@ def roofline_chart(data, results, path):
     ax.set_xlabel("arithmetic intensity (flop per compulsory byte)")
     ax.set_ylabel("GFLOP/s")
     ax.set_title(title(data, "porta-bench roofline"), fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.grid(which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
