@@ -99,7 +99,7 @@ void pack_b(const Operands& x, std::size_t q0, std::size_t kc, std::size_t j0, s
 
 // A 64-byte aligned scratch buffer per thread, grown on demand.
 float* scratch(std::size_t floats, int which) {
-  thread_local std::vector<float> buffers[3];
+  thread_local std::vector<float> buffers[4];
   std::vector<float>& buffer = buffers[which];
   if (buffer.size() < floats + 16) buffer.resize(floats + 16);
   auto address = reinterpret_cast<std::uintptr_t>(buffer.data());
@@ -180,14 +180,30 @@ void gemm_one(const void* a, const void* b, const void* bias, void* c, const Mat
       pack_b(x, q0, kc, j0, nc, shape.nr, packed_b);
       const std::size_t row_blocks = (m + shape.mc - 1) / shape.mc;
       const std::size_t column_chunks = (nc + chunk - 1) / chunk;
+      // When several column chunks use the same rows of A, A is packed once for them all
+      // (in parallel, before the tasks) rather than once per task.
+      float* shared_a = column_chunks > 1 ? scratch(row_blocks * shape.mc * kc, 3) : nullptr;
+      auto pack_rows = [&](std::size_t block, float* out) {
+        const std::size_t i0 = block * shape.mc;
+        pack_a(x, i0, std::min(shape.mc, m - i0), q0, kc, shape.mr, out, scratch(kc, 2));
+      };
+      if (shared_a != nullptr) {
+        auto pack_block = [&](std::size_t block) { pack_rows(block, shared_a + block * shape.mc * kc); };
+        if (parallel) {
+          tbb::parallel_for(std::size_t(0), row_blocks, pack_block);
+        } else {
+          for (std::size_t block = 0; block < row_blocks; ++block) pack_block(block);
+        }
+      }
       auto task = [&](std::size_t index) {
         const std::size_t i0 = (index / column_chunks) * shape.mc;
         const std::size_t mc = std::min(shape.mc, m - i0);
         const std::size_t jc0 = (index % column_chunks) * chunk;
         const std::size_t jc1 = std::min(nc, jc0 + chunk);
-        float* packed_a = scratch(shape.mc * kc, 0);
+        float* packed_a = shared_a != nullptr ? shared_a + (index / column_chunks) * shape.mc * kc
+                                              : scratch(shape.mc * kc, 0);
         float* acc = scratch(shape.mr * shape.nr, 1);
-        pack_a(x, i0, mc, q0, kc, shape.mr, packed_a, scratch(kc, 2));
+        if (shared_a == nullptr) pack_rows(index / column_chunks, packed_a);
         for (std::size_t jr = jc0; jr < jc1; jr += shape.nr) {
           const std::size_t cols = std::min(shape.nr, nc - jr);
           for (std::size_t ir = 0; ir < mc; ir += shape.mr) {
