@@ -172,12 +172,7 @@ class MpiRank final : public CommunicatorImpl {
     const bool in_place = call.in->buffer() == call.out->buffer() && call.in->offset() == call.out->offset();
     HostView out_view(*call.out, in_place);
     // f32 reduces in the output itself; f16/bf16 partial sums travel as f32.
-    std::vector<float> converted;
-    float* work = static_cast<float*>(out_view.data());
-    if (dtype != DType::f32) {
-      converted.resize(count);
-      work = converted.data();
-    }
+    float* work = dtype == DType::f32 ? static_cast<float*>(out_view.data()) : buffer(work_, count);
     if (!in_place || dtype != DType::f32) {
       HostView in_view(*call.in, true);
       to_f32(dtype, in_view.data(), work, count);
@@ -189,11 +184,9 @@ class MpiRank final : public CommunicatorImpl {
     } else {
       MpiPointToPoint p2p(comm_, rank_, size_);
       if (algorithm == "ring") {
-        std::vector<float> scratch(ring_scratch_floats(count, size_));
-        ring_all_reduce(p2p, call.op, work, count, scratch.data());
+        ring_all_reduce(p2p, call.op, work, count, buffer(scratch_, ring_scratch_floats(count, size_)));
       } else {
-        std::vector<float> scratch(count);
-        doubling_all_reduce(p2p, call.op, work, count, scratch.data());
+        doubling_all_reduce(p2p, call.op, work, count, buffer(scratch_, count));
       }
     }
     from_f32(dtype, work, out_view.data(), count, divisor(call.op));
@@ -204,16 +197,15 @@ class MpiRank final : public CommunicatorImpl {
     const DType dtype = call.in->dtype();
     const std::size_t count = static_cast<std::size_t>(call.in->numel());
     const std::size_t part = static_cast<std::size_t>(call.out->numel());
-    std::vector<float> work(count);
+    float* work = buffer(work_, count);
     {
       HostView in_view(*call.in, true);
-      to_f32(dtype, in_view.data(), work.data(), count);
+      to_f32(dtype, in_view.data(), work, count);
     }
     MpiPointToPoint p2p(comm_, rank_, size_);
-    std::vector<float> scratch(ring_scratch_floats(count, size_));
-    ring_reduce_scatter(p2p, call.op, work.data(), count, scratch.data());
+    ring_reduce_scatter(p2p, call.op, work, count, buffer(scratch_, ring_scratch_floats(count, size_)));
     HostView out_view(*call.out, false);
-    from_f32(dtype, work.data() + part * static_cast<std::size_t>(rank_), out_view.data(), part, divisor(call.op));
+    from_f32(dtype, work + part * static_cast<std::size_t>(rank_), out_view.data(), part, divisor(call.op));
     out_view.store(*call.out);
   }
 
@@ -233,9 +225,18 @@ class MpiRank final : public CommunicatorImpl {
     if (rank_ != call.root) view.store(*call.in);
   }
 
+  // Working memory kept between calls: fresh pages on every call would cost page faults
+  // on the order of the transfer itself.
+  static float* buffer(std::vector<float>& kept, std::size_t floats) {
+    if (kept.size() < floats) kept.resize(floats);
+    return kept.data();
+  }
+
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;
+  std::vector<float> work_;
+  std::vector<float> scratch_;
 };
 
 }  // namespace
