@@ -40,6 +40,7 @@ std::string size_name(std::size_t bytes) {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("ranks", "2");  // read by tools/allreduce-sim
   // Two cpu ranks: cpu:0 and cpu:1 when there are virtual devices, else cpu:0 twice (each
   // rank still has tensors of its own).
   std::vector<porta::Device> cpus;

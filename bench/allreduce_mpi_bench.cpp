@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   benchmark::Initialize(&argc, argv);
+  int ranks = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  benchmark::AddCustomContext("mpi_ranks", std::to_string(ranks));  // read by tools/allreduce-sim
   std::vector<std::pair<std::string, porta::Device>> devices = {{"cpu", porta::Device::get("cpu:0")}};
   for (const porta::Device& device : porta::devices()) {
     if (device.info().backend != porta::BackendKind::cpu && device.info().index == 0 && wanted(device.id())) {

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "collectives_cases.hpp"
+#include "src/collectives/p2p_algorithms.hpp"
 
 namespace porta::test {
 namespace {
@@ -456,6 +457,17 @@ TEST(LocalCollectivesErrors, MissingRankTimesOut) {
   for (int r = 0; r < 2; ++r) {
     EXPECT_NE(messages[static_cast<std::size_t>(r)].find("rank(s) 2"), std::string::npos) << messages[static_cast<std::size_t>(r)];
   }
+}
+
+// The MPI transport's choice: latency-bound sizes take doubling, bandwidth-bound ones the
+// ring, and the crossover moves up with the rank count.
+TEST(AllReduceChoice, FollowsTheCostModel) {
+  EXPECT_EQ(detail::cheaper_all_reduce(2, 4 << 10), "doubling");
+  EXPECT_EQ(detail::cheaper_all_reduce(2, 1 << 20), "ring");
+  EXPECT_EQ(detail::cheaper_all_reduce(3, 4 << 10), "doubling");
+  EXPECT_EQ(detail::cheaper_all_reduce(7, 256 << 10), "ring");
+  EXPECT_EQ(detail::cheaper_all_reduce(64, 64 << 10), "doubling");
+  EXPECT_EQ(detail::cheaper_all_reduce(64, 16 << 20), "ring");
 }
 
 TEST(LocalCollectivesErrors, BadArguments) {

@@ -82,10 +82,6 @@ class MpiPointToPoint final : public PointToPoint {
 
 MPI_Datatype element_type(DType dtype) { return size_of(dtype) == 2 ? MPI_UINT16_T : MPI_FLOAT; }
 
-// Below this many bytes per rank doubling's log2(n) latency wins over the ring's 2(n-1)
-// steps; measured with bench/allreduce_bench.cpp (docs/collectives.md).
-constexpr std::size_t ring_from_bytes = 64 * 1024;
-
 class MpiRank final : public CommunicatorImpl {
  public:
   explicit MpiRank(const Device& device) : CommunicatorImpl(device) {
@@ -110,7 +106,7 @@ class MpiRank final : public CommunicatorImpl {
   std::string all_reduce_algorithm(std::size_t bytes) const override {
     std::string forced = forced_all_reduce_algorithm();
     if (forced == "ring" || forced == "doubling" || forced == "mpi") return forced;
-    return bytes >= ring_from_bytes ? "ring" : "doubling";
+    return cheaper_all_reduce(size_, bytes);
   }
 
   void run(const Call& call) override {

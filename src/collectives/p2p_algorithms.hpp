@@ -39,6 +39,11 @@ std::size_t ring_scratch_floats(std::size_t count, int ranks);
 // combine lower rank first, so they compute the same bits. `scratch` holds `count` floats.
 void doubling_all_reduce(PointToPoint& p2p, Reduce op, float* data, std::size_t count, float* scratch);
 
+// "ring" or "doubling", whichever the alpha-beta model (docs/collectives.md) predicts
+// faster for `bytes` per rank on `ranks` ranks, with alpha, beta and gamma fitted to
+// MPI runs on one host; tools/allreduce-sim evaluates the same formulas.
+std::string cheaper_all_reduce(int ranks, std::size_t bytes);
+
 // Part `part` of `parts` near-equal parts of `count` elements starts here.
 inline std::size_t part_begin(std::size_t count, int parts, int part) {
   return count * static_cast<std::size_t>(part) / static_cast<std::size_t>(parts);
