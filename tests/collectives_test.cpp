@@ -464,7 +464,8 @@ TEST(LocalCollectivesErrors, MissingRankTimesOut) {
 TEST(AllReduceChoice, FollowsTheCostModel) {
   EXPECT_EQ(detail::cheaper_all_reduce(2, 4 << 10), "doubling");
   EXPECT_EQ(detail::cheaper_all_reduce(2, 1 << 20), "ring");
-  EXPECT_EQ(detail::cheaper_all_reduce(3, 4 << 10), "doubling");
+  EXPECT_EQ(detail::cheaper_all_reduce(3, 256), "doubling");
+  EXPECT_EQ(detail::cheaper_all_reduce(4, 4 << 10), "doubling");
   EXPECT_EQ(detail::cheaper_all_reduce(7, 256 << 10), "ring");
   EXPECT_EQ(detail::cheaper_all_reduce(64, 64 << 10), "doubling");
   EXPECT_EQ(detail::cheaper_all_reduce(64, 16 << 20), "ring");
