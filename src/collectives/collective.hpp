@@ -57,7 +57,10 @@ class HostView {
   void* data() const { return data_; }
   bool staged() const { return !staging_.empty(); }
   // Writes a staging copy back to the device; nothing for direct views.
-  void store(const Tensor& tensor) const;
+  void store(const Tensor& tensor) const { store(tensor, 0, staging_.size()); }
+  // Parts of the staging copy, so that transfers can interleave with other ranks' work.
+  void load(const Tensor& tensor, std::size_t byte_offset, std::size_t bytes);
+  void store(const Tensor& tensor, std::size_t byte_offset, std::size_t bytes) const;
 
  private:
   void* data_ = nullptr;

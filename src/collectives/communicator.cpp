@@ -134,10 +134,16 @@ HostView::HostView(const Tensor& tensor, bool load) {
   if (load) device.read(*tensor.buffer(), offset_bytes, staging_.data(), staging_.size());
 }
 
-void HostView::store(const Tensor& tensor) const {
-  if (!staged()) return;
+void HostView::load(const Tensor& tensor, std::size_t byte_offset, std::size_t bytes) {
+  if (!staged() || bytes == 0) return;
   const std::uint64_t offset_bytes = static_cast<std::uint64_t>(tensor.offset()) * size_of(tensor.dtype());
-  tensor.device().impl().write(*tensor.buffer(), offset_bytes, staging_.data(), staging_.size());
+  tensor.device().impl().read(*tensor.buffer(), offset_bytes + byte_offset, staging_.data() + byte_offset, bytes);
+}
+
+void HostView::store(const Tensor& tensor, std::size_t byte_offset, std::size_t bytes) const {
+  if (!staged() || bytes == 0) return;
+  const std::uint64_t offset_bytes = static_cast<std::uint64_t>(tensor.offset()) * size_of(tensor.dtype());
+  tensor.device().impl().write(*tensor.buffer(), offset_bytes + byte_offset, staging_.data() + byte_offset, bytes);
 }
 
 double collective_timeout_seconds() {

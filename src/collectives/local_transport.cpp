@@ -94,6 +94,17 @@ class LocalGroup {
   };
   Mailbox& mailbox(int from, int to) { return mailboxes_[static_cast<std::size_t>(from * size_ + to)]; }
 
+  // How many parts of its input a staging rank has read from its device so far (parts
+  // in the order staging_order() gives); size() when the input is all there.
+  void set_parts_ready(int rank, int parts) {
+    parts_ready_[static_cast<std::size_t>(rank)].store(parts, std::memory_order_release);
+  }
+  void wait_part_ready(int waiter, int owner, int position, const std::string& op) {
+    auto& ready = parts_ready_[static_cast<std::size_t>(owner)];
+    if (ready.load(std::memory_order_acquire) > position) return;
+    wait_until(waiter, op, [&] { return ready.load(std::memory_order_acquire) > position; });
+  }
+
   void abort(int rank, const std::string& reason) {
     std::lock_guard lock(mutex_);
     if (aborted_.load()) return;
@@ -129,7 +140,13 @@ class LocalGroup {
   std::string abort_reason_;
   std::vector<Slot> slots_[2];
   std::vector<Mailbox> mailboxes_{static_cast<std::size_t>(size_) * static_cast<std::size_t>(size_)};
+  std::vector<std::atomic<int>> parts_ready_ = std::vector<std::atomic<int>>(static_cast<std::size_t>(size_));
 };
+
+// A staging rank reads the part its right neighbour owns first and its own part last:
+// peers start reducing while it still reads, and its own part is there when it needs it.
+int staging_position(int rank, int part, int ranks) { return (part - rank - 1 + 2 * ranks) % ranks; }
+int staging_part(int rank, int position, int ranks) { return (rank + 1 + position) % ranks; }
 
 // Messages between the threads of one group, for the ring and doubling algorithms
 // ($PORTA_ALLREDUCE_ALGO); the direct algorithm needs none.
@@ -243,12 +260,14 @@ class LocalRank final : public CommunicatorImpl {
     HostView in_view;
     HostView out_view;
     const bool moves_data = call.kind != CollectiveKind::barrier && mine.problem.empty() && call.in->numel() > 0;
+    // A broadcast reads only the root's tensor; everyone else's is overwritten.
+    const bool reads_in = moves_data && (call.kind != CollectiveKind::broadcast || call.root == rank_);
     if (moves_data) {
       try {
         const bool in_place = call.in->buffer() == call.out->buffer() && call.in->offset() == call.out->offset();
-        // A broadcast reads only the root's tensor; everyone else's is overwritten.
-        const bool load_in = call.kind != CollectiveKind::broadcast || call.root == rank_;
-        in_view = HostView(*call.in, load_in);
+        // Staged inputs are read from the device after the agreement, part by part.
+        in_view = HostView(*call.in, false);
+        group_->set_parts_ready(rank_, in_view.staged() && reads_in ? 0 : n);
         if (!in_place) out_view = HostView(*call.out, false);
         mine.in = in_view.data();
         mine.out = in_place ? in_view.data() : out_view.data();
@@ -264,15 +283,12 @@ class LocalRank final : public CommunicatorImpl {
     if (!moves_data) return;
 
     try {
-      move_data(call, call_index);
-      const Tensor& written = *call.out;
       const bool in_place = mine.out == mine.in;
-      if (call.kind == CollectiveKind::broadcast && call.root == rank_) {
-        // the root's tensor is unchanged
-      } else if (in_place) {
-        in_view.store(written);
-      } else {
-        out_view.store(written);
+      if (in_view.staged() && reads_in) load_staged_input(call, in_view);
+      HostView& written = in_place ? in_view : out_view;
+      move_data(call, call_index, written);
+      if (call.kind != CollectiveKind::all_reduce && !(call.kind == CollectiveKind::broadcast && call.root == rank_)) {
+        written.store(*call.out);  // all_reduce stores part by part as they become final
       }
     } catch (const Error& error) {
       group_->abort(rank_, error.what());
@@ -310,7 +326,24 @@ class LocalRank final : public CommunicatorImpl {
     }
   }
 
-  void move_data(const Call& call, std::uint64_t call_index) {
+  void load_staged_input(const Call& call, HostView& view) {
+    const int n = group_->size();
+    const std::size_t element = size_of(call.in->dtype());
+    const std::size_t count = static_cast<std::size_t>(call.in->numel());
+    if (call.kind != CollectiveKind::all_reduce && call.kind != CollectiveKind::reduce_scatter) {
+      view.load(*call.in, 0, count * element);
+      group_->set_parts_ready(rank_, n);
+      return;
+    }
+    for (int position = 0; position < n; ++position) {
+      const int part = staging_part(rank_, position, n);
+      const std::size_t begin = part_begin(count, n, part);
+      view.load(*call.in, begin * element, (part_begin(count, n, part + 1) - begin) * element);
+      group_->set_parts_ready(rank_, position + 1);
+    }
+  }
+
+  void move_data(const Call& call, std::uint64_t call_index, HostView& written) {
     const std::string op = collective_name(call.kind);
     const int n = group_->size();
     const DType dtype = call.in->dtype();
@@ -324,14 +357,19 @@ class LocalRank final : public CommunicatorImpl {
         const std::size_t count = static_cast<std::size_t>(call.in->numel());
         if (std::string algorithm = all_reduce_algorithm(count * element); algorithm != "direct") {
           message_all_reduce(call, mine, algorithm);
+          written.store(*call.out);
           break;
         }
         // Reduce-scatter: this rank owns one part and reduces it from every rank's input.
         // Only the owner reads part r of any input, so writing it in place is safe.
         const std::size_t begin = part_begin(count, n, rank_);
         const std::size_t length = part_begin(count, n, rank_ + 1) - begin;
-        for (int q = 0; q < n; ++q) sources[q] = bytes_at(peer(q).in, begin, element);
+        for (int q = 0; q < n; ++q) {
+          group_->wait_part_ready(rank_, q, staging_position(q, rank_, n), op);
+          sources[q] = bytes_at(peer(q).in, begin, element);
+        }
         reduce_sources(dtype, call.op, sources.data(), n, bytes_at(mine.out, begin, element), length);
+        written.store(*call.out, begin * element, length * element);  // overlaps the peers' reductions
         group_->arrive_and_wait(rank_, op);
         // All-gather: copy every other owner's finished part.
         for (int q = 0; q < n; ++q) {
@@ -339,24 +377,32 @@ class LocalRank final : public CommunicatorImpl {
           const std::size_t from = part_begin(count, n, q);
           const std::size_t bytes = (part_begin(count, n, q + 1) - from) * element;
           std::memcpy(bytes_at(mine.out, from, element), bytes_at(peer(q).out, from, element), bytes);
+          written.store(*call.out, from * element, bytes);
         }
         break;
       }
       case CollectiveKind::reduce_scatter: {
         const std::size_t part = static_cast<std::size_t>(call.out->numel());
-        for (int q = 0; q < n; ++q) sources[q] = bytes_at(peer(q).in, part * static_cast<std::size_t>(rank_), element);
+        for (int q = 0; q < n; ++q) {
+          group_->wait_part_ready(rank_, q, staging_position(q, rank_, n), op);
+          sources[q] = bytes_at(peer(q).in, part * static_cast<std::size_t>(rank_), element);
+        }
         reduce_sources(dtype, call.op, sources.data(), n, mine.out, part);
         break;
       }
       case CollectiveKind::all_gather: {
         const std::size_t part = static_cast<std::size_t>(call.in->numel());
         for (int q = 0; q < n; ++q) {
+          group_->wait_part_ready(rank_, q, n - 1, op);
           std::memcpy(bytes_at(mine.out, part * static_cast<std::size_t>(q), element), peer(q).in, part * element);
         }
         break;
       }
       case CollectiveKind::broadcast:
-        if (rank_ != call.root) std::memcpy(mine.out, peer(call.root).in, call.in->nbytes());
+        if (rank_ != call.root) {
+          group_->wait_part_ready(rank_, call.root, n - 1, op);
+          std::memcpy(mine.out, peer(call.root).in, call.in->nbytes());
+        }
         break;
       case CollectiveKind::barrier: break;
     }
