@@ -1,9 +1,10 @@
 // allreduce_bench.cpp — Google Benchmark of the local transport's all-reduce: ranks are
-// threads of this process, 2 cpu ranks by default (the virtual cpu devices when
-// $PORTA_CPU_DEVICES exposes them), plus 2 ranks on opencl:0 and on vulkan:0 (host
-// staging). algbw and busbw counters as defined in allreduce_case.hpp.
+// threads of this process, 2 cpu ranks by default ($PORTA_BENCH_RANKS; the virtual cpu
+// devices when $PORTA_CPU_DEVICES exposes them), plus 2 ranks on opencl:0 and on
+// vulkan:0 (host staging). algbw and busbw counters as defined in allreduce_case.hpp.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "allreduce_case.hpp"
@@ -40,16 +41,20 @@ std::string size_name(std::size_t bytes) {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
-  benchmark::AddCustomContext("ranks", "2");  // read by tools/allreduce-sim
-  // Two cpu ranks: cpu:0 and cpu:1 when there are virtual devices, else cpu:0 twice (each
-  // rank still has tensors of its own).
-  std::vector<porta::Device> cpus;
+  // $PORTA_BENCH_RANKS cpu ranks (default 2): cpu:0, cpu:1... while there are virtual
+  // devices, then shared ones (each rank still has tensors of its own).
+  const char* ranks_text = std::getenv("PORTA_BENCH_RANKS");
+  const int ranks = std::max(1, ranks_text != nullptr ? std::atoi(ranks_text) : 2);
+  benchmark::AddCustomContext("ranks", std::to_string(ranks));  // read by tools/allreduce-sim
+  std::vector<porta::Device> all_cpus;
   for (const porta::Device& device : porta::devices()) {
-    if (device.info().backend == porta::BackendKind::cpu && cpus.size() < 2) cpus.push_back(device);
+    if (device.info().backend == porta::BackendKind::cpu) all_cpus.push_back(device);
   }
-  if (cpus.size() < 2) cpus.push_back(cpus[0]);
+  std::vector<porta::Device> cpus;
+  for (int r = 0; r < ranks; ++r) cpus.push_back(all_cpus[static_cast<std::size_t>(r) % all_cpus.size()]);
+  const std::string cpu_group = "cpu_x" + std::to_string(ranks);
   std::vector<std::pair<std::string, std::vector<porta::Device>>> groups;
-  if (wanted("cpu:0")) groups.push_back({"cpu_x2", cpus});
+  if (wanted("cpu:0")) groups.push_back({cpu_group, cpus});
   for (const porta::Device& device : porta::devices()) {
     if (device.info().backend != porta::BackendKind::cpu && device.info().index == 0 && wanted(device.id())) {
       groups.push_back({std::string(porta::to_string(device.info().backend)) + "_x2", {device, device}});
@@ -60,7 +65,7 @@ int main(int argc, char** argv) {
       // Shared memory: the direct algorithm; ring and doubling over in-process messages
       // beside it on cpu show what reading peers' memory saves.
       std::vector<std::string> algorithms = {""};
-      if (name == "cpu_x2") algorithms = {"", "ring", "doubling"};
+      if (name == cpu_group) algorithms = {"", "ring", "doubling"};
       for (const std::string& algorithm : algorithms) {
         std::string label = "allreduce_f32_sum/local/" + name + "/" + (algorithm.empty() ? "auto" : algorithm) + "/" + size_name(bytes);
         benchmark::RegisterBenchmark(label.c_str(), bench_local, devices, bytes, algorithm)
