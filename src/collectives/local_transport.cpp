@@ -3,8 +3,9 @@
 // devices, a staging copy for the others) and reads its peers' memory directly: a ring's
 // n-1 steps collapse into one reduce-scatter pass and one all-gather pass, and no byte
 // is copied that the result does not need.
-#include <atomic>
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -194,17 +195,21 @@ class LocalPointToPoint final : public PointToPoint {
 
   // Receives complete in the order they were started, each taking the oldest message.
   void progress() {
-    std::vector<int> waiting_on;  // sources whose earlier receive found nothing yet
+    std::array<int, 8> waiting_on{};  // sources whose earlier receive found nothing yet
+    std::size_t waiting = 0;
     for (Pending& pending : pending_) {
       if (pending.is_send || pending.done) continue;
-      if (std::find(waiting_on.begin(), waiting_on.end(), pending.peer) != waiting_on.end()) continue;
+      if (std::find(waiting_on.begin(), waiting_on.begin() + static_cast<std::ptrdiff_t>(waiting), pending.peer) !=
+          waiting_on.begin() + static_cast<std::ptrdiff_t>(waiting)) {
+        continue;
+      }
       LocalGroup::Mailbox& box = group_.mailbox(pending.peer, rank_);
       std::shared_ptr<LocalGroup::Message> message;
       {
         std::lock_guard lock(box.mutex);
         if (box.queue.empty()) {
           // A message arriving now belongs to this receive, not to a later one.
-          waiting_on.push_back(pending.peer);
+          if (waiting < waiting_on.size()) waiting_on[waiting++] = pending.peer;
           continue;
         }
         message = std::move(box.queue.front());
