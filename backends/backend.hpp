@@ -25,7 +25,7 @@
 namespace porta::backend {
 
 // Bumped when an entry below changes meaning; each backend states the version it implements.
-inline constexpr int interface_version = 3;
+inline constexpr int interface_version = 4;  // 4: host_pointer()
 
 enum class Op { fill, copy_cast, elementwise, random, reduce_sum, matmul, attention, softmax_rows };
 
@@ -58,6 +58,10 @@ class Device {
   virtual void write(Buffer& buffer, std::uint64_t offset, const void* source, std::uint64_t bytes) = 0;
   virtual void read(const Buffer& buffer, std::uint64_t offset, void* destination, std::uint64_t bytes) = 0;
   virtual void synchronize() = 0;
+  // Optional: the host address of the buffer's first byte when the device keeps it in
+  // host memory the host may read and write directly once synchronize() returned; null
+  // otherwise. Collectives read peers' buffers through it instead of copying them.
+  virtual void* host_pointer(const Buffer&) const { return nullptr; }
 
   // Why this device cannot run `op` on `dtype`, or nothing when it can.
   virtual std::optional<std::string> declines(Op op, DType dtype) const = 0;

@@ -122,6 +122,7 @@ class CpuDevice final : public Device, public std::enable_shared_from_this<CpuDe
   }
   // Kernels run to completion inside the arena when enqueued: the queue is always empty.
   void synchronize() override {}
+  void* host_pointer(const Buffer& buffer) const override { return data_of(buffer); }
 
   std::optional<std::string> declines(Op, DType) const override { return std::nullopt; }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "porta/attention.hpp"
+#include "porta/communicator.hpp"
 #include "porta/device.hpp"
 #include "porta/dtype.hpp"
 #include "porta/error.hpp"

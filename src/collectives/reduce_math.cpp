@@ -1,0 +1,116 @@
+// reduce_math.cpp — the reduction loops of the collectives: rank-ordered, f32
+// accumulation, written in blocks so the compiler vectorises them.
+#include <algorithm>
+#include <cmath>
+
+#include "common/cpu_access.hpp"
+#include "src/collectives/collective.hpp"
+
+namespace porta::detail {
+
+namespace {
+
+// max/min propagate NaN; the order of operands is fixed by the callers, which is what
+// makes results bit-identical on every rank.
+template <Reduce Op>
+inline float apply(float acc, float value) {
+  if constexpr (Op == Reduce::max) return (acc > value || acc != acc) ? acc : value;
+  if constexpr (Op == Reduce::min) return (acc < value || acc != acc) ? acc : value;
+  return acc + value;  // sum and avg
+}
+
+template <DType D>
+inline float load(const void* base, std::size_t index) {
+  if constexpr (D == DType::f32) return static_cast<const float*>(base)[index];
+  return kernels::cpu::load_float(base, static_cast<kernels::uint>(D), index);
+}
+
+template <DType D>
+inline void store(void* base, std::size_t index, float value) {
+  if constexpr (D == DType::f32) {
+    static_cast<float*>(base)[index] = value;
+  } else {
+    kernels::cpu::store_float(base, static_cast<kernels::uint>(D), index, value);
+  }
+}
+
+constexpr std::size_t block = 1024;
+
+template <DType D, Reduce Op>
+void reduce_sources_typed(const void* const* sources, int n, void* dest, std::size_t count) {
+  alignas(64) float acc[block];
+  const float divisor = static_cast<float>(n);
+  for (std::size_t start = 0; start < count; start += block) {
+    const std::size_t length = std::min(block, count - start);
+    for (std::size_t i = 0; i < length; ++i) acc[i] = load<D>(sources[0], start + i);
+    for (int q = 1; q < n; ++q) {
+      const void* source = sources[q];
+      for (std::size_t i = 0; i < length; ++i) acc[i] = apply<Op>(acc[i], load<D>(source, start + i));
+    }
+    if constexpr (Op == Reduce::avg) {
+      for (std::size_t i = 0; i < length; ++i) acc[i] /= divisor;
+    }
+    for (std::size_t i = 0; i < length; ++i) store<D>(dest, start + i, acc[i]);
+  }
+}
+
+template <DType D>
+void reduce_sources_dtype(Reduce op, const void* const* sources, int n, void* dest, std::size_t count) {
+  switch (op) {
+    case Reduce::sum: return reduce_sources_typed<D, Reduce::sum>(sources, n, dest, count);
+    case Reduce::avg: return reduce_sources_typed<D, Reduce::avg>(sources, n, dest, count);
+    case Reduce::max: return reduce_sources_typed<D, Reduce::max>(sources, n, dest, count);
+    case Reduce::min: return reduce_sources_typed<D, Reduce::min>(sources, n, dest, count);
+  }
+}
+
+template <Reduce Op>
+void combine_typed(const float* first, const float* second, float* out, std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) out[i] = apply<Op>(first[i], second[i]);
+}
+
+}  // namespace
+
+void reduce_sources(DType dtype, Reduce op, const void* const* sources, int n, void* dest, std::size_t count) {
+  switch (dtype) {
+    case DType::f32: return reduce_sources_dtype<DType::f32>(op, sources, n, dest, count);
+    case DType::f16: return reduce_sources_dtype<DType::f16>(op, sources, n, dest, count);
+    case DType::bf16: return reduce_sources_dtype<DType::bf16>(op, sources, n, dest, count);
+    case DType::i32: break;  // refused by local_problem()
+  }
+  throw Error(ErrorKind::unsupported, "porta collectives: i32 reductions are not supported");
+}
+
+void combine(Reduce op, const float* first, const float* second, float* out, std::size_t count) {
+  switch (op) {
+    case Reduce::sum:
+    case Reduce::avg: return combine_typed<Reduce::sum>(first, second, out, count);
+    case Reduce::max: return combine_typed<Reduce::max>(first, second, out, count);
+    case Reduce::min: return combine_typed<Reduce::min>(first, second, out, count);
+  }
+}
+
+void to_f32(DType dtype, const void* source, float* dest, std::size_t count) {
+  if (dtype == DType::f32) {
+    std::copy_n(static_cast<const float*>(source), count, dest);
+    return;
+  }
+  for (std::size_t i = 0; i < count; ++i) dest[i] = kernels::cpu::load_float(source, static_cast<kernels::uint>(dtype), i);
+}
+
+void from_f32(DType dtype, const float* source, void* dest, std::size_t count, float divisor) {
+  if (dtype == DType::f32) {
+    float* out = static_cast<float*>(dest);
+    if (divisor == 1.0f) {
+      if (out != source) std::copy_n(source, count, out);
+    } else {
+      for (std::size_t i = 0; i < count; ++i) out[i] = source[i] / divisor;
+    }
+    return;
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    kernels::cpu::store_float(dest, static_cast<kernels::uint>(dtype), i, source[i] / divisor);
+  }
+}
+
+}  // namespace porta::detail
