@@ -23,38 +23,10 @@
 #include "attention_case.hpp"
 #include "matmul_case.hpp"
 #include "porta/porta.hpp"
+#include "porta_bench.hpp"
 #include "roofline.hpp"
 
 namespace {
-
-struct Timing {
-  double min_time_s;  // keep calling until this much time is spent...
-  int min_calls;      // ...and at least this many calls (after the first)
-  double max_call_s;  // skip a case predicted to take longer per call
-};
-
-struct Result {
-  std::string op, case_label, device, impl;
-  std::size_t sequence = 0;     // the case's place in the suite, for the table
-  double flops = 0, bytes = 0;  // per call
-  double first_call_s = NAN, median_s = NAN, min_s = NAN, max_s = NAN;
-  Check check;
-  std::string error;  // why it did not run (a porta::Error, or predicted too slow)
-  bool ran() const { return error.empty(); }
-  double gflops() const { return flops / median_s / 1e9; }
-};
-
-// One implementation of one case on one device, to be run when its turn comes.
-struct Entry {
-  std::string op, family, case_label, device, impl;
-  std::size_t sequence = 0;
-  double flops = 0, bytes = 0;
-  std::function<Result(const Timing&)> run;
-};
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // The first call (compiling kernels, allocating) is timed on its own and its output
 // checked; then calls until the time and count are reached.
@@ -72,10 +44,7 @@ Result measure(Runner& runner, const Reference& reference, const Timing& timing)
     runner();
     times.push_back(now_s() - start);
   }
-  std::sort(times.begin(), times.end());
-  result.median_s = times[times.size() / 2];
-  result.min_s = times.front();
-  result.max_s = times.back();
+  summarise(std::move(times), result);
   return result;
 }
 
@@ -124,7 +93,7 @@ std::vector<Entry> entries_for(const Suite& suite, const std::vector<porta::Devi
   std::vector<Entry> entries;
   auto add = [&](const std::string& op, const std::string& family, const auto& c, const std::string& device,
                  const std::string& impl, std::function<Result(const Timing&)> run) {
-    entries.push_back({op, family, c.label(), device, impl, entries.size(), c.flops(), c.bytes(), std::move(run)});
+    entries.push_back({op, family, c.label(), device, impl, entries.size(), c.flops(), c.bytes(), 0, std::move(run)});
   };
   for (const MatmulCase& c : suite.matmul) {
 #ifdef PORTA_BENCH_OPENBLAS
@@ -158,20 +127,23 @@ std::vector<Entry> entries_for(const Suite& suite, const std::vector<porta::Devi
   }
   // Small cases first, so each implementation's rate predicts the next case's time.
   std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    return a.op != b.op ? a.op > b.op : a.flops < b.flops;  // matmul, then attention
+    return a.op != b.op ? a.op > b.op : a.work < b.work;  // matmul, then attention
   });
   return entries;
-}
-
-std::string format(const char* pattern, auto... values) {
-  char text[256];
-  std::snprintf(text, sizeof text, pattern, values...);
-  return text;
 }
 
 // --- the table --------------------------------------------------------------------------
 
 bool is_anchor(const std::string& impl) { return impl == "openblas" || impl == "clblast" || impl == "mpi"; }
+
+// The anchor a case compares with: all-reduce over the local transport compares with
+// MPI_Allreduce at the same size, measured in the mpi row.
+std::string anchor_key(const std::string& case_label) {
+  for (const std::string transport : {" local", " mpi"}) {
+    if (case_label.ends_with(transport)) return case_label.substr(0, case_label.size() - transport.size());
+  }
+  return case_label;
+}
 
 std::string column_of(const Result& r) { return is_anchor(r.impl) ? r.impl : r.device; }
 std::string row_of(const Result& r) {
@@ -191,16 +163,18 @@ void print_table(const std::vector<Result>& results, const std::vector<std::stri
   std::size_t width = 4;
   for (const std::string& row : rows) width = std::max(width, row.size());
   const int cell = first_call ? 10 : 17;
-  std::printf("%s\n%-*s", first_call ? "First call in seconds (kernel compilation + one run):"
-                                     : "GFLOP/s (ratio to the best anchor of the case):",
+  std::printf("%s\n%-*s", first_call ? "First call in seconds (kernel compilation or setup, and one run):"
+                                     : "GFLOP/s, or busbw GB/s for all-reduce (ratio to the best anchor of the case):",
               int(width), "case");
   for (const std::string& column : columns) std::printf(" %*s", cell, column.c_str());
   std::printf("\n");
   for (const std::string& row : rows) {
     double best_anchor = 0;  // of the case: porta's unfused rows compare with the same anchors
-    const std::string case_label = row.substr(0, row.find(" ["));
+    const std::string key = anchor_key(row.substr(0, row.find(" [")));
     for (const Result& r : results) {
-      if (r.case_label == case_label && is_anchor(r.impl) && r.ran() && r.check.ok) best_anchor = std::max(best_anchor, r.gflops());
+      if (anchor_key(r.case_label) == key && is_anchor(r.impl) && r.ran() && r.check.ok) {
+        best_anchor = std::max(best_anchor, r.rate());
+      }
     }
     std::printf("%-*s", int(width), row.c_str());
     for (const std::string& column : columns) {
@@ -212,8 +186,8 @@ void print_table(const std::vector<Result>& results, const std::vector<std::stri
         } else if (first_call) {
           text = format("%.2f", r.first_call_s);
         } else {
-          text = format("%.1f", r.gflops());
-          if (best_anchor > 0) text += format(" (%.2fx)", r.gflops() / best_anchor);
+          text = format("%.1f", r.rate());
+          if (best_anchor > 0) text += format(" (%.2fx)", r.rate() / best_anchor);
           if (!r.check.ok) text = "FAIL " + text;
         }
       }
@@ -255,6 +229,15 @@ nlohmann::json machine_json(const std::vector<porta::Device>& devices, const Roo
   return machine;
 }
 
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return text;
+}
+
+}  // namespace
+
 nlohmann::json result_json(const Result& r) {
   auto number = [](double value) { return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr); };
   nlohmann::json json = {{"op", r.op},
@@ -265,20 +248,35 @@ nlohmann::json result_json(const Result& r) {
                          {"min_s", number(r.min_s)},
                          {"max_s", number(r.max_s)},
                          {"first_call_s", number(r.first_call_s)},
-                         {"flops", r.flops},
                          {"bytes", r.bytes},
-                         {"gflops", r.ran() ? number(r.gflops()) : nlohmann::json(nullptr)},
                          {"rel_err", r.ran() ? number(r.check.rel_err) : nlohmann::json(nullptr)},
                          {"ok", r.ran() && r.check.ok}};
+  const nlohmann::json rate = r.ran() ? number(r.rate()) : nlohmann::json(nullptr);
+  if (r.collective()) {
+    json["gbps"] = rate;  // busbw
+    json["ranks"] = r.ranks;
+  } else {
+    json["gflops"] = rate;
+    json["flops"] = r.work;
+  }
   if (!r.ran()) json["error"] = r.error;
   return json;
 }
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return text;
+Result result_from_json(const nlohmann::json& json) {
+  auto number = [](const nlohmann::json& value) { return value.is_null() ? NAN : value.get<double>(); };
+  Result r;
+  r.op = json.at("op"), r.case_label = json.at("case"), r.device = json.at("device"), r.impl = json.at("impl");
+  r.device = r.device == "cpu" ? "cpu:0" : r.device;
+  r.median_s = number(json.at("median_s")), r.min_s = number(json.at("min_s")), r.max_s = number(json.at("max_s"));
+  r.first_call_s = number(json.at("first_call_s"));
+  r.bytes = json.at("bytes");
+  r.ranks = json.value("ranks", 0);
+  r.work = r.collective() ? r.bytes : json.value("flops", 0.0);
+  r.check.rel_err = number(json.at("rel_err"));
+  r.check.ok = json.at("ok");
+  r.error = json.value("error", "");
+  return r;
 }
 
 bool matches_any(const std::vector<std::string>& filters, const std::string& text, bool prefix) {
@@ -291,8 +289,6 @@ bool matches_any(const std::vector<std::string>& filters, const std::string& tex
   return false;
 }
 
-}  // namespace
-
 int main(int argc, char** argv) {
 #ifdef PORTA_BENCH_OPENBLAS
   give_openblas_its_best_kernel(argv);
@@ -303,7 +299,9 @@ int main(int argc, char** argv) {
   std::string json_path;
   Timing timing{1.0, 3, 8.0};
   app.add_flag("--quick", quick, "the whole suite on smaller cases with fewer calls (under 3 minutes here)");
-  app.add_option("--op", ops, "only these ops: matmul, attention")->delimiter(',')->check(CLI::IsMember({"matmul", "attention"}));
+  app.add_option("--op", ops, "only these ops: matmul, attention, allreduce")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"matmul", "attention", "allreduce"}));
   app.add_option("--device", device_filters, "only these devices (cpu, opencl, vulkan:0, ...); anchors run on theirs")
       ->delimiter(',');
   app.add_option("--shape", shape_filters, "only cases whose name contains one of these (e.g. 2048x2048, N1024)")
@@ -313,6 +311,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-call", timing.max_call_s,
                  "skip a case predicted to take longer per call than this (default 8 s, quick 2 s)");
   app.add_flag("--list", list_only, "list the cases and exit");
+  std::string mpi_worker_output;  // set when mpirun starts this program as one rank of the MPI part
+  app.add_option("--mpi-worker", mpi_worker_output, "(internal) run the MPI all-reduce part as one rank")->group("");
   CLI11_PARSE(app, argc, argv);
   if (quick) {
     if (app.count("--min-time") == 0) timing.min_time_s = 0.2;
@@ -321,13 +321,19 @@ int main(int argc, char** argv) {
   }
 
   try {
+    if (!mpi_worker_output.empty()) return mpi_worker_main(mpi_worker_output, quick, device_filters, timing);
     std::vector<porta::Device> devices;  // every device, one cpu (the virtual ones share its cores)
     for (const porta::Device& device : porta::devices()) {
       if (device.info().backend == porta::BackendKind::cpu && device.info().index > 0) continue;
       devices.push_back(device);
     }
-    std::vector<Entry> entries;
-    for (Entry& entry : entries_for(standard_suite(quick), devices)) {
+    std::vector<Entry> entries, suite = entries_for(standard_suite(quick), devices);
+    for (Entry& entry : allreduce_entries(quick, devices)) {
+      entry.sequence += suite.size();
+      suite.push_back(std::move(entry));
+    }
+    const std::size_t suite_size = suite.size();
+    for (Entry& entry : suite) {
       const std::string device = entry.device == "cpu" ? "cpu:0" : entry.device;
       if (!ops.empty() && std::find(ops.begin(), ops.end(), entry.op) == ops.end()) continue;
       if (!matches_any(device_filters, device, true) && !matches_any(device_filters, entry.impl, true)) continue;
@@ -335,7 +341,11 @@ int main(int argc, char** argv) {
       entry.device = device;
       entries.push_back(std::move(entry));
     }
-    if (entries.empty()) {
+    // The MPI part runs in processes of its own, after the rest.
+    std::string no_mpi;
+    const bool run_mpi = (ops.empty() || std::find(ops.begin(), ops.end(), "allreduce") != ops.end()) &&
+                         matches_any(shape_filters, " ranks mpi", false) && mpi_available(no_mpi);
+    if (entries.empty() && !run_mpi) {
       std::fprintf(stderr, "porta-bench: no case matches the filters (see --list)\n");
       return 2;
     }
@@ -343,7 +353,8 @@ int main(int argc, char** argv) {
     for (const porta::Device& device : devices) {
       std::printf(" %s (%s)", device.id().c_str(), device.info().name.c_str());
     }
-    std::printf("\n");
+    std::printf("\n%s\n", run_mpi ? "all-reduce over MPI: 2 processes under mpirun, after the rest"
+                                  : ("all-reduce over MPI: not run (" + no_mpi + ")").c_str());
     if (list_only) {
       for (const Entry& e : entries) std::printf("%s %s on %s, %s\n", e.op.c_str(), e.case_label.c_str(), e.device.c_str(), e.impl.c_str());
       return 0;
@@ -356,7 +367,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
 
     std::vector<Result> results;
-    std::map<std::string, double> rate;  // each implementation's last rate per op family, in flop/s
+    std::map<std::string, double> rate;  // each implementation's last rate per op family, work per second
     const double start = now_s();
     for (std::size_t i = 0; i < entries.size(); ++i) {
       const Entry& e = entries[i];
@@ -364,32 +375,32 @@ int main(int argc, char** argv) {
                    e.device.c_str(), e.impl.c_str());
       const std::string key = e.family + "|" + e.device + "|" + e.impl;
       Result result;
-      if (rate.count(key) != 0 && e.flops / rate[key] > timing.max_call_s) {
-        result.error = format("skipped: about %.0f s per call at the last case's %.1f GFLOP/s (--max-call %.0f)",
-                              e.flops / rate[key], rate[key] / 1e9, timing.max_call_s);
+      if (rate.count(key) != 0 && e.work / rate[key] > timing.max_call_s) {
+        result.error = format("skipped: about %.0f s per call from the last case's rate (--max-call %.0f)",
+                              e.work / rate[key], timing.max_call_s);
       } else {
         try {
           result = e.run(timing);
-          rate[key] = e.flops / result.median_s;
+          rate[key] = e.work / result.median_s;
         } catch (const porta::Error& error) {
           result.error = error.what();
         }
       }
       result.op = e.op, result.case_label = e.case_label, result.device = e.device, result.impl = e.impl;
-      result.flops = e.flops, result.bytes = e.bytes, result.sequence = e.sequence;
-      if (!result.ran()) {
-        std::fprintf(stderr, "%s\n", result.error.c_str());
-      } else {
-        std::fprintf(stderr, "%8.1f GFLOP/s  first call %6.2f s  rel_err %.1e%s\n", result.gflops(),
-                     result.first_call_s, result.check.rel_err, result.check.ok ? "" : "  FAILED CHECK");
-      }
+      result.work = e.work, result.bytes = e.bytes, result.ranks = e.ranks, result.sequence = e.sequence;
+      print_progress(result);
       results.push_back(result);
     }
-    std::fprintf(stderr, "%zu cases in %.0f s\n\n", entries.size(), now_s() - start);
+    if (run_mpi) {
+      for (Result& result : run_mpi_allreduce(argv[0], quick, device_filters, timing)) {
+        result.sequence += suite_size;  // after every in-process case
+        results.push_back(result);
+      }
+    }
 
     std::vector<std::string> columns;  // devices in discovery order, then the anchors
     for (const porta::Device& device : devices) columns.push_back(device.id());
-    for (const char* anchor : {"openblas", "clblast"}) {
+    for (const char* anchor : {"openblas", "clblast", "mpi"}) {
       for (const Result& r : results) {
         if (r.impl == anchor) {
           columns.push_back(anchor);
@@ -410,6 +421,7 @@ int main(int argc, char** argv) {
     std::printf("\n");
     print_table(results, columns_present, true);
     const bool all_ok = std::all_of(results.begin(), results.end(), [](const Result& r) { return !r.ran() || r.check.ok; });
+    std::fprintf(stderr, "%zu results in %.0f s\n\n", results.size(), now_s() - start);
     if (!all_ok) std::printf("\nFAIL marks a result that differs from the float64 reference: never a valid rate.\n");
 
     if (!json_path.empty()) {
