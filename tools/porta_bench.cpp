@@ -321,7 +321,9 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (!mpi_worker_output.empty()) return mpi_worker_main(mpi_worker_output, quick, device_filters, timing);
+    if (!mpi_worker_output.empty()) {
+      return mpi_worker_main(mpi_worker_output, quick, device_filters, shape_filters, timing);
+    }
     std::vector<porta::Device> devices;  // every device, one cpu (the virtual ones share its cores)
     for (const porta::Device& device : porta::devices()) {
       if (device.info().backend == porta::BackendKind::cpu && device.info().index > 0) continue;
@@ -344,7 +346,7 @@ int main(int argc, char** argv) {
     // The MPI part runs in processes of its own, after the rest.
     std::string no_mpi;
     const bool run_mpi = (ops.empty() || std::find(ops.begin(), ops.end(), "allreduce") != ops.end()) &&
-                         matches_any(shape_filters, " ranks mpi", false) && mpi_available(no_mpi);
+                         !mpi_cases(quick, shape_filters).empty() && mpi_available(no_mpi);
     if (entries.empty() && !run_mpi) {
       std::fprintf(stderr, "porta-bench: no case matches the filters (see --list)\n");
       return 2;
@@ -392,7 +394,7 @@ int main(int argc, char** argv) {
       results.push_back(result);
     }
     if (run_mpi) {
-      for (Result& result : run_mpi_allreduce(argv[0], quick, device_filters, timing)) {
+      for (Result& result : run_mpi_allreduce(quick, device_filters, shape_filters, timing)) {
         result.sequence += suite_size;  // after every in-process case
         results.push_back(result);
       }

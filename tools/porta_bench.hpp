@@ -91,7 +91,8 @@ bool matches_any(const std::vector<std::string>& filters, const std::string& tex
 // part, run by mpirun as separate porta-bench processes (`--mpi-worker`).
 std::vector<Entry> allreduce_entries(bool quick, const std::vector<porta::Device>& devices);
 bool mpi_available(std::string& why_not);
-std::vector<Result> run_mpi_allreduce(const std::string& self, bool quick, const std::vector<std::string>& device_filters,
-                                      const Timing& timing);
+std::vector<std::size_t> mpi_cases(bool quick, const std::vector<std::string>& shape_filters);  // sizes in bytes
+std::vector<Result> run_mpi_allreduce(bool quick, const std::vector<std::string>& device_filters,
+                                      const std::vector<std::string>& shape_filters, const Timing& timing);
 int mpi_worker_main(const std::string& output, bool quick, const std::vector<std::string>& device_filters,
-                    const Timing& timing);
+                    const std::vector<std::string>& shape_filters, const Timing& timing);

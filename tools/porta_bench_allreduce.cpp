@@ -91,8 +91,16 @@ bool mpi_available(std::string& why_not) {
   return true;
 }
 
-std::vector<Result> run_mpi_allreduce(const std::string& /*self*/, bool quick,
-                                      const std::vector<std::string>& device_filters, const Timing& timing) {
+std::vector<std::size_t> mpi_cases(bool quick, const std::vector<std::string>& shape_filters) {
+  std::vector<std::size_t> chosen;
+  for (std::size_t bytes : sizes(quick)) {
+    if (matches_any(shape_filters, label(bytes, "mpi"), false)) chosen.push_back(bytes);
+  }
+  return chosen;
+}
+
+std::vector<Result> run_mpi_allreduce(bool quick, const std::vector<std::string>& device_filters,
+                                      const std::vector<std::string>& shape_filters, const Timing& timing) {
   const std::string self = std::filesystem::read_symlink("/proc/self/exe");
   const std::string output = (std::filesystem::temp_directory_path() /
                               ("porta-bench-mpi-" + std::to_string(::getpid()) + ".json")).string();
@@ -100,11 +108,14 @@ std::vector<Result> run_mpi_allreduce(const std::string& /*self*/, bool quick,
   if (::geteuid() == 0) command += " --allow-run-as-root";
   command += " '" + self + "' --mpi-worker '" + output + "'";
   if (quick) command += " --quick";
-  if (!device_filters.empty()) {
-    std::string devices;
-    for (const std::string& filter : device_filters) devices += (devices.empty() ? "" : ",") + filter;
-    command += " --device '" + devices + "'";
-  }
+  auto pass_on = [&](const char* option, const std::vector<std::string>& values) {
+    if (values.empty()) return;
+    std::string list;
+    for (const std::string& value : values) list += (list.empty() ? "" : ",") + value;
+    command += std::string(" ") + option + " '" + list + "'";
+  };
+  pass_on("--device", device_filters);
+  pass_on("--shape", shape_filters);
   command += format(" --min-time %g --max-call %g", timing.min_time_s, timing.max_call_s);
   // Shared memory between processes without the kernel's cross-memory attach, which
   // containers often forbid.
@@ -116,7 +127,8 @@ std::vector<Result> run_mpi_allreduce(const std::string& /*self*/, bool quick,
   std::ifstream file(output);
   if (status != 0 || !file) {
     Result failed;
-    failed.op = "allreduce", failed.case_label = label(sizes(quick).front(), "mpi"), failed.device = "cpu:0";
+    failed.op = "allreduce", failed.case_label = label(mpi_cases(quick, shape_filters).front(), "mpi");
+    failed.device = "cpu:0";
     failed.impl = "porta", failed.ranks = kRanks;
     failed.error = "mpirun failed (status " + std::to_string(status) + "): " + command;
     results.push_back(failed);
@@ -129,7 +141,7 @@ std::vector<Result> run_mpi_allreduce(const std::string& /*self*/, bool quick,
 }
 
 int mpi_worker_main(const std::string& output, bool quick, const std::vector<std::string>& device_filters,
-                    const Timing& timing) {
+                    const std::vector<std::string>& shape_filters, const Timing& timing) {
   std::vector<porta::Device> devices;
   for (const porta::Device& device : porta::devices()) {
     if (device.info().backend == porta::BackendKind::cpu && device.info().index > 0) continue;
@@ -151,7 +163,7 @@ int mpi_worker_main(const std::string& output, bool quick, const std::vector<std
     }
     results.push_back(result);
   };
-  for (std::size_t bytes : sizes(quick)) {
+  for (std::size_t bytes : mpi_cases(quick, shape_filters)) {
 #ifdef PORTA_BENCH_MPI
     {  // the anchor: MPI_Allreduce on host memory, the same inputs and check
       int rank = 0, size = 1;
