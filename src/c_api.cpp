@@ -221,7 +221,9 @@ porta::DType dtype_of(porta_dtype dtype, const char* function) {
 
 porta_dtype c_dtype(porta::DType dtype) { return static_cast<porta_dtype>(dtype); }
 
-// An options struct filled by its _init function of this or a later version.
+// An options struct filled by its _init function of this or a later version. When a
+// release appends fields, the minimum stays the first release's size and the new fields
+// are read only when struct_size covers them (README.md, "ABI promise").
 template <class Options>
 void check_struct_size(const Options& options, const char* function, const char* argument, const char* init) {
   if (options.struct_size < sizeof(Options)) {
