@@ -9,8 +9,7 @@ set(porta_cmake_dir "${CMAKE_INSTALL_LIBDIR}/cmake/porta")
 install(TARGETS porta EXPORT porta-targets
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
-        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY include/porta DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.hpp" PATTERN "*.h")
 install(FILES "${PROJECT_BINARY_DIR}/include/porta/version.hpp" "${PROJECT_BINARY_DIR}/include/porta/export.h"
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/porta)
@@ -62,19 +61,25 @@ if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
   set(PORTA_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
 else()
   file(RELATIVE_PATH porta_pc_up "/root/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/root")
+  string(REGEX REPLACE "/$" "" porta_pc_up "${porta_pc_up}")
   set(PORTA_PC_PREFIX "\${pcfiledir}/${porta_pc_up}")
 endif()
+# A shared libporta hides its dependencies; a static one hands them to the consumer's
+# link (pkg-config --static). pkg-config reads Requires.private even without --static,
+# so it is filled only when needed: a shared porta needs no -dev package of TBB or drivers.
 set(PORTA_PC_CFLAGS "")
-set(PORTA_PC_REQUIRES_PRIVATE "tbb")
-set(PORTA_PC_LIBS_PRIVATE "-lstdc++ -lm -pthread")
+set(PORTA_PC_REQUIRES_PRIVATE "")
+set(PORTA_PC_LIBS_PRIVATE "")
 if(NOT PORTA_SHARED)
   set(PORTA_PC_CFLAGS " -DPORTA_STATIC_DEFINE")
-endif()
-if(PORTA_HAVE_OPENCL)
-  string(APPEND PORTA_PC_REQUIRES_PRIVATE " OpenCL")
-endif()
-if(PORTA_HAVE_VULKAN)
-  string(APPEND PORTA_PC_REQUIRES_PRIVATE " vulkan")
+  set(PORTA_PC_REQUIRES_PRIVATE "tbb")
+  set(PORTA_PC_LIBS_PRIVATE "-lstdc++ -lm -pthread")
+  if(PORTA_HAVE_OPENCL)
+    string(APPEND PORTA_PC_REQUIRES_PRIVATE " OpenCL")
+  endif()
+  if(PORTA_HAVE_VULKAN)
+    string(APPEND PORTA_PC_REQUIRES_PRIVATE " vulkan")
+  endif()
 endif()
 configure_file(cmake/porta.pc.in "${PROJECT_BINARY_DIR}/porta.pc" @ONLY)
 install(FILES "${PROJECT_BINARY_DIR}/porta.pc" DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
