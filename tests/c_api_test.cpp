@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <random>
 #include <string>
 #include <thread>
@@ -12,6 +14,24 @@
 
 #include "c_api_end_to_end.h"
 #include "porta/porta.h"
+
+// This binary replaces the global operator new so that a test can make the next
+// allocations on its thread fail: std::bad_alloc deep inside porta must come back as
+// PORTA_ERROR_OUT_OF_MEMORY. (libporta's own allocations resolve to this one too.)
+namespace {
+thread_local int failing_allocations = 0;
+}  // namespace
+
+void* operator new(std::size_t size) {
+  if (failing_allocations > 0) {
+    --failing_allocations;
+    throw std::bad_alloc();
+  }
+  if (void* memory = std::malloc(size == 0 ? 1 : size)) return memory;
+  throw std::bad_alloc();
+}
+void operator delete(void* memory) noexcept { std::free(memory); }
+void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
 
 namespace {
 
@@ -322,6 +342,27 @@ TEST(CApiErrors, Attention) {
   EXPECT_TRUE(failed_with(porta_attention_backward(out, q, k, k, out, lse, nullptr, &dq, &dk, &dv),
                           PORTA_ERROR_INVALID_HANDLE, {"argument lse", "already freed"}));
   for (porta_tensor tensor : {q, k, odd, out}) EXPECT_EQ(porta_tensor_free(tensor), PORTA_OK);
+}
+
+TEST(CApiErrors, OutOfHostMemoryIsAStatusNotAnException) {
+  size_t count = 0;
+  failing_allocations = 1;
+  porta_status status = porta_device_count(&count);  // porta::devices() copies its list
+  failing_allocations = 0;
+  EXPECT_TRUE(failed_with(status, PORTA_ERROR_OUT_OF_MEMORY, {"porta_device_count", "out of host memory"}));
+  EXPECT_EQ(count, 0u);
+
+  porta_tensor a = make(cpu(), {2, 2});
+  porta_tensor out = untouched_tensor();
+  failing_allocations = 1;
+  status = porta_matmul(a, a, nullptr, &out);
+  failing_allocations = 0;
+  EXPECT_TRUE(failed_with(status, PORTA_ERROR_OUT_OF_MEMORY, {"porta_matmul", "out of host memory"}));
+  EXPECT_EQ(out, untouched_tensor());
+  // Nothing was left half done: the same call works now.
+  ASSERT_EQ(porta_matmul(a, a, nullptr, &out), PORTA_OK) << porta_last_error();
+  EXPECT_EQ(porta_tensor_free(out), PORTA_OK);
+  EXPECT_EQ(porta_tensor_free(a), PORTA_OK);
 }
 
 TEST(CApiErrors, TheLastErrorBelongsToItsThread) {
