@@ -62,23 +62,29 @@ endif()
 
 run("installed porta-info" "${prefix}/bin/porta-info")
 
-# Components: found exactly for the optional parts this build has.
+# Components: found exactly for the optional parts this build has. (A static porta finds
+# its dependencies, and FindThreads needs a language; a shared one needs none: faster.)
 string(REPLACE "," ";" built "${EXPECT_COMPONENTS}")
+if(SHARED)
+  set(languages NONE)
+else()
+  set(languages CXX)
+endif()
 foreach(component opencl vulkan mpi)
   set(project_dir "${WORK_DIR}/component-${component}")
-  file(WRITE "${project_dir}/CMakeLists.txt" "cmake_minimum_required(VERSION 3.25)\nproject(c NONE)\n"
+  file(WRITE "${project_dir}/CMakeLists.txt" "cmake_minimum_required(VERSION 3.25)\nproject(c ${languages})\n"
              "find_package(porta REQUIRED COMPONENTS ${component})\n")
   execute_process(COMMAND ${CMAKE_COMMAND} -S "${project_dir}" -B "${project_dir}/build" "-DCMAKE_PREFIX_PATH=${prefix}"
-                  RESULT_VARIABLE code OUTPUT_QUIET ERROR_QUIET)
+                  RESULT_VARIABLE code OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(component IN_LIST built AND NOT code EQUAL 0)
-    message(FATAL_ERROR "find_package(porta COMPONENTS ${component}) failed, but the build has ${component}")
+    message(FATAL_ERROR "find_package(porta COMPONENTS ${component}) failed, but the build has ${component}:\n${out}${err}")
   elseif(NOT component IN_LIST built AND code EQUAL 0)
     message(FATAL_ERROR "find_package(porta COMPONENTS ${component}) succeeded, but the build has no ${component}")
   endif()
 endforeach()
 # The version file: a later major (or, in 0.x, minor) version is not this package.
 set(project_dir "${WORK_DIR}/version")
-file(WRITE "${project_dir}/CMakeLists.txt" "cmake_minimum_required(VERSION 3.25)\nproject(v NONE)\n"
+file(WRITE "${project_dir}/CMakeLists.txt" "cmake_minimum_required(VERSION 3.25)\nproject(v ${languages})\n"
            "find_package(porta 99 QUIET)\nif(porta_FOUND)\n  message(FATAL_ERROR accepted)\nendif()\n")
 run("find_package(porta 99) refuses" ${CMAKE_COMMAND} -S "${project_dir}" -B "${project_dir}/build"
     "-DCMAKE_PREFIX_PATH=${prefix}")
