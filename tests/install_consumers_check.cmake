@@ -2,7 +2,8 @@
 # prefix, checks what was installed (no kernel files, only the public API exported), then
 # builds and runs the consumer projects of examples/ against that prefix alone.
 # Arguments: BUILD_DIR, SOURCE_DIR, WORK_DIR, GENERATOR, EXPECT_COMPONENTS (comma list of
-# the backends built), SHARED (whether libporta is a shared library), CC, CXX.
+# the backends built), SHARED (whether libporta is a shared library), EXPECT_PORTA_BENCH
+# (whether the porta-bench target exists), CC, CXX.
 cmake_policy(VERSION 3.25)
 
 function(run what)
@@ -20,13 +21,16 @@ run("cmake --install" ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${pref
 
 # What a user gets: headers, library, tools, the CMake package, porta.pc.
 if(SHARED)
-  set(library lib/libporta.so)
+  set(binaries lib/libporta.so bin/porta-info)
 else()
-  set(library lib/libporta.a)
+  set(binaries lib/libporta.a bin/porta-info)
+endif()
+if(EXPECT_PORTA_BENCH)
+  list(APPEND binaries bin/porta-bench)
 endif()
 foreach(expected include/porta/porta.hpp include/porta/porta.h include/porta/version.hpp include/porta/export.h
-                 ${library} lib/cmake/porta/porta-config.cmake lib/cmake/porta/porta-config-version.cmake
-                 lib/cmake/porta/porta-targets.cmake lib/pkgconfig/porta.pc bin/porta-info)
+                 ${binaries} lib/cmake/porta/porta-config.cmake lib/cmake/porta/porta-config-version.cmake
+                 lib/cmake/porta/porta-targets.cmake lib/pkgconfig/porta.pc)
   if(NOT EXISTS "${prefix}/${expected}")
     message(FATAL_ERROR "not installed: ${expected}")
   endif()
