@@ -7,7 +7,6 @@
 #include <thread>
 
 #include "collectives_cases.hpp"
-#include "src/collectives/p2p_algorithms.hpp"
 
 namespace porta::test {
 namespace {
@@ -462,13 +461,13 @@ TEST(LocalCollectivesErrors, MissingRankTimesOut) {
 // The MPI transport's choice: latency-bound sizes take doubling, bandwidth-bound ones the
 // ring, and the crossover moves up with the rank count.
 TEST(AllReduceChoice, FollowsTheCostModel) {
-  EXPECT_EQ(detail::cheaper_all_reduce(2, 4 << 10), "doubling");
-  EXPECT_EQ(detail::cheaper_all_reduce(2, 1 << 20), "ring");
-  EXPECT_EQ(detail::cheaper_all_reduce(3, 256), "doubling");
-  EXPECT_EQ(detail::cheaper_all_reduce(4, 4 << 10), "doubling");
-  EXPECT_EQ(detail::cheaper_all_reduce(7, 256 << 10), "ring");
-  EXPECT_EQ(detail::cheaper_all_reduce(64, 64 << 10), "doubling");
-  EXPECT_EQ(detail::cheaper_all_reduce(64, 16 << 20), "ring");
+  EXPECT_EQ(Communicator::mpi_all_reduce_algorithm(2, 4 << 10), "doubling");
+  EXPECT_EQ(Communicator::mpi_all_reduce_algorithm(2, 1 << 20), "ring");
+  EXPECT_EQ(Communicator::mpi_all_reduce_algorithm(3, 256), "doubling");
+  EXPECT_EQ(Communicator::mpi_all_reduce_algorithm(4, 4 << 10), "doubling");
+  EXPECT_EQ(Communicator::mpi_all_reduce_algorithm(7, 256 << 10), "ring");
+  EXPECT_EQ(Communicator::mpi_all_reduce_algorithm(64, 64 << 10), "doubling");
+  EXPECT_EQ(Communicator::mpi_all_reduce_algorithm(64, 16 << 20), "ring");
 }
 
 TEST(LocalCollectivesErrors, BadArguments) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "porta/export.h"
 #include "porta/tensor.hpp"
 
 namespace porta {
@@ -32,7 +33,7 @@ struct AttentionOutput {
 // unit stride along D work without a copy (a [B, N, H, D] buffer permuted to
 // [B, H, N, D]). D is 32, 64, 80, 96 or 128; f32, f16 or bf16 with f32 accumulation.
 // Extra memory is O(B * H * N), never the N x N scores (except kernel "unfused").
-AttentionOutput attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options = {});
+PORTA_API AttentionOutput attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options = {});
 
 struct AttentionGradients {
   Tensor dq;  // like q
@@ -42,11 +43,11 @@ struct AttentionGradients {
 
 // Gradients given dO and the forward's out and lse; recomputes the probabilities block
 // by block.
-AttentionGradients attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v,
+PORTA_API AttentionGradients attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v,
                                       const AttentionOutput& forward, const AttentionOptions& options = {});
 
 // The fused attention kernels `device` offers, preferred first ("unfused" always works
 // where matmul does).
-std::vector<std::string> attention_kernels(const Device& device);
+PORTA_API std::vector<std::string> attention_kernels(const Device& device);
 
 }  // namespace porta

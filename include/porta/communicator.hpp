@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "porta/device.hpp"
+#include "porta/export.h"
 #include "porta/tensor.hpp"
 
 namespace porta {
@@ -16,7 +17,7 @@ namespace porta {
 // avg is the sum divided by the number of ranks. f16 and bf16 accumulate in f32 and
 // round once.
 enum class Reduce { sum, avg, max, min };
-std::string_view to_string(Reduce op);
+PORTA_API std::string_view to_string(Reduce op);
 
 namespace detail {
 class CommunicatorImpl;
@@ -29,7 +30,7 @@ class CommunicatorImpl;
 // rank gets the same bits, and a rerun gives the same bits again.
 //
 // Calls block until the rank's part is done; the tensors may be reused on return.
-class Communicator {
+class PORTA_API Communicator {
  public:
   // In one process: rank i drives devices[i] (any mix of cpu, opencl and vulkan; the same
   // device may appear twice). Each handle must be used by one thread at a time; run
@@ -65,6 +66,9 @@ class Communicator {
   // Which all-reduce algorithm this communicator uses for `bytes` per rank ("direct",
   // "ring", "doubling", "mpi"); $PORTA_ALLREDUCE_ALGO overrides the choice.
   std::string all_reduce_algorithm(std::size_t bytes) const;
+  // What the MPI transport's automatic choice is for `ranks` ranks and `bytes` per rank:
+  // the α–β model fitted on Open MPI here (docs/collectives.md), for planning at scale.
+  static std::string mpi_all_reduce_algorithm(int ranks, std::size_t bytes);
 
   explicit Communicator(std::shared_ptr<detail::CommunicatorImpl> impl);
 
@@ -75,6 +79,6 @@ class Communicator {
 // Runs body(communicator) on one thread per rank and waits for all. A rank that throws
 // aborts the group (the others fail within a bounded time instead of waiting); the first
 // error is then rethrown here.
-void run_ranks(const std::vector<Communicator>& ranks, const std::function<void(const Communicator&)>& body);
+PORTA_API void run_ranks(const std::vector<Communicator>& ranks, const std::function<void(const Communicator&)>& body);
 
 }  // namespace porta

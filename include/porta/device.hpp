@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "porta/export.h"
+
 namespace porta {
 
 namespace backend {
@@ -14,12 +16,12 @@ class Device;
 }
 
 enum class BackendKind { cpu, opencl, vulkan };
-std::string_view to_string(BackendKind backend);
+PORTA_API std::string_view to_string(BackendKind backend);
 
 enum class DeviceType { cpu, discrete_gpu, integrated_gpu, virtual_gpu, accelerator, other };
-std::string_view to_string(DeviceType type);
+PORTA_API std::string_view to_string(DeviceType type);
 
-struct DeviceInfo {
+struct PORTA_API DeviceInfo {
   BackendKind backend = BackendKind::cpu;
   int index = 0;  // position among the devices of this backend
   DeviceType type = DeviceType::other;
@@ -46,7 +48,7 @@ struct DeviceStats {
 
 // A handle to one device; copies share it. Each device has one in-order queue: ops are
 // enqueued and return at once; reading a tensor back to the host and synchronize() wait.
-class Device {
+class PORTA_API Device {
  public:
   // "cpu", "cpu:1", "opencl", "opencl:0", "vulkan:1"; no index means index 0.
   static Device get(std::string_view name);
@@ -72,6 +74,6 @@ class Device {
 
 // Every device of every backend built in, cpu first; a backend whose driver is missing
 // contributes none (Device::get on it says why).
-std::vector<Device> devices();
+PORTA_API std::vector<Device> devices();
 
 }  // namespace porta

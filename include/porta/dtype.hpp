@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "porta/export.h"
+
 namespace porta {
 
 // Values are the codes kernels see (kernels/common/portable.h).
@@ -17,12 +19,12 @@ inline constexpr DType i32 = DType::i32;
 
 constexpr std::size_t size_of(DType dtype) { return dtype == DType::f16 || dtype == DType::bf16 ? 2 : 4; }
 constexpr bool is_floating(DType dtype) { return dtype != DType::i32; }
-std::string_view to_string(DType dtype);
+PORTA_API std::string_view to_string(DType dtype);
 
 // Exact conversions, the same the kernels use (round to nearest even).
-std::uint16_t float_to_half_bits(float value);
-float half_bits_to_float(std::uint16_t bits);
-std::uint16_t float_to_bfloat16_bits(float value);
-float bfloat16_bits_to_float(std::uint16_t bits);
+PORTA_API std::uint16_t float_to_half_bits(float value);
+PORTA_API float half_bits_to_float(std::uint16_t bits);
+PORTA_API std::uint16_t float_to_bfloat16_bits(float value);
+PORTA_API float bfloat16_bits_to_float(std::uint16_t bits);
 
 }  // namespace porta

@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "porta/export.h"
+
 namespace porta {
 
 enum class ErrorKind {
@@ -15,11 +17,11 @@ enum class ErrorKind {
   device_lost,       // the device stopped answering; its tensors are gone
 };
 
-std::string_view to_string(ErrorKind kind);
+PORTA_API std::string_view to_string(ErrorKind kind);
 
 // Messages name the op and the argument and say what was expected and what was given,
 // e.g. "porta::add: argument b: expected shape [3, 4], got [4, 3]".
-class Error : public std::runtime_error {
+class PORTA_API Error : public std::runtime_error {
  public:
   Error(ErrorKind kind, const std::string& message);
   ErrorKind kind() const noexcept { return kind_; }

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "porta/export.h"
 #include "porta/tensor.hpp"
 
 namespace porta {
@@ -27,14 +28,14 @@ struct MatmulOptions {
 // whose last two dimensions have one unit stride works without a copy (a transposed
 // view is read as the transpose); others are copied first. f32, f16 and bf16 operands
 // (same dtype for A and B) accumulate in f32. Returns a new contiguous [batch?, M, N].
-Tensor matmul(const Tensor& a, const Tensor& b, const MatmulOptions& options = {});
+PORTA_API Tensor matmul(const Tensor& a, const Tensor& b, const MatmulOptions& options = {});
 
 // The same into an existing output (its rows may be strided; columns contiguous),
 // which beta scales; c must not overlap a, b or the bias.
-void matmul_into(Tensor& c, const Tensor& a, const Tensor& b, const MatmulOptions& options = {});
+PORTA_API void matmul_into(Tensor& c, const Tensor& a, const Tensor& b, const MatmulOptions& options = {});
 
 // Names of the matmul kernels `device` offers, its preferred first ("naive" among them).
-std::vector<std::string> matmul_kernels(const Device& device);
+PORTA_API std::vector<std::string> matmul_kernels(const Device& device);
 
 struct MatmulGradients {
   Tensor da;     // like a (same shape, and transposed layout when trans_a)
@@ -46,7 +47,7 @@ struct MatmulGradients {
 // recomputes the pre-activation when the epilogue is gelu, then dA, dB and dbias with
 // the same matmul kernels and a column-sum reduction. Gradients are in the operands'
 // dtype (f32 accumulation).
-MatmulGradients matmul_backward(const Tensor& grad_out, const Tensor& a, const Tensor& b,
+PORTA_API MatmulGradients matmul_backward(const Tensor& grad_out, const Tensor& a, const Tensor& b,
                                 const MatmulOptions& options = {});
 
 }  // namespace porta

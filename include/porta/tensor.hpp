@@ -9,6 +9,7 @@
 
 #include "porta/device.hpp"
 #include "porta/dtype.hpp"
+#include "porta/export.h"
 
 namespace porta {
 
@@ -18,11 +19,11 @@ class Buffer;
 
 inline constexpr int max_rank = 8;
 using Shape = std::vector<std::int64_t>;
-std::string to_string(const Shape& shape);
+PORTA_API std::string to_string(const Shape& shape);
 
 // A value type: copies and views (reshape, permute, slice) share the device buffer.
 // Strides and offset count elements. A shape with a 0 is a valid, empty tensor.
-class Tensor {
+class PORTA_API Tensor {
  public:
   Tensor() = default;  // undefined: defined() is false, every op rejects it
 

@@ -7,6 +7,7 @@
 
 #include "backends/backend.hpp"
 #include "src/collectives/collective.hpp"
+#include "src/collectives/p2p_algorithms.hpp"
 
 namespace porta {
 
@@ -229,6 +230,10 @@ void Communicator::broadcast(const Tensor& tensor, int root) const {
 void Communicator::barrier() const { impl_->run({detail::CollectiveKind::barrier, Reduce::sum, nullptr, nullptr, 0}); }
 void Communicator::abort(const std::string& reason) const { impl_->abort(reason); }
 std::string Communicator::all_reduce_algorithm(std::size_t bytes) const { return impl_->all_reduce_algorithm(bytes); }
+
+std::string Communicator::mpi_all_reduce_algorithm(int ranks, std::size_t bytes) {
+  return detail::cheaper_all_reduce(ranks, bytes);
+}
 
 void run_ranks(const std::vector<Communicator>& ranks, const std::function<void(const Communicator&)>& body) {
   std::mutex mutex;
