@@ -248,6 +248,30 @@ porta::AttentionOptions attention_options(const porta_attention_options* options
   return converted;
 }
 
+// ---- collectives ------------------------------------------------------------------------
+
+porta::Reduce reduce_of(porta_reduce op, const char* function) {
+  switch (op) {
+    case PORTA_REDUCE_SUM: return porta::Reduce::sum;
+    case PORTA_REDUCE_AVG: return porta::Reduce::avg;
+    case PORTA_REDUCE_MAX: return porta::Reduce::max;
+    case PORTA_REDUCE_MIN: return porta::Reduce::min;
+  }
+  fail(PORTA_ERROR_INVALID_ARGUMENT, function, "op",
+       "expected PORTA_REDUCE_SUM, _AVG, _MAX or _MIN, got " + std::to_string(op));
+}
+
+// One MPI communicator per device this process reduces on, made on first use and kept
+// until exit, like the handle tables.
+const porta::Communicator& mpi_communicator(const porta::Device& device) {
+  static std::mutex mutex;
+  static auto* communicators = new std::map<std::string, porta::Communicator>;
+  std::lock_guard lock(mutex);
+  auto found = communicators->find(device.id());
+  if (found == communicators->end()) found = communicators->emplace(device.id(), porta::Communicator::mpi(device)).first;
+  return found->second;
+}
+
 }  // namespace
 
 // ---- the C functions ----------------------------------------------------------------
@@ -495,6 +519,45 @@ porta_status porta_attention_backward(porta_tensor grad_out, porta_tensor q, por
         porta::attention_backward(grad, query, key, value, forward, attention_options(options, function));
     publish<3>({std::move(gradients.dq), std::move(gradients.dk), std::move(gradients.dv)},
                {&dq_handle, &dk_handle, &dv_handle});
+  });
+}
+
+porta_status porta_all_reduce_local(const porta_tensor* tensors, size_t count, porta_reduce op) noexcept {
+  constexpr const char* function = "porta_all_reduce_local";
+  return guarded(function, [&] {
+    const porta::Reduce reduce = reduce_of(op, function);
+    if (count == 0) fail(PORTA_ERROR_INVALID_ARGUMENT, function, "count", "expected at least one tensor, got 0");
+    required(tensors, function, "tensors");
+    std::vector<porta::Tensor> ranks;
+    std::vector<porta::Device> devices;
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::string argument = "tensors[" + std::to_string(i) + "]";
+      ranks.push_back(tensor_of(tensors[i], function, argument.c_str()));
+      devices.push_back(ranks.back().device());
+    }
+    porta::run_ranks(porta::Communicator::local(devices), [&](const porta::Communicator& communicator) {
+      communicator.all_reduce(ranks[static_cast<std::size_t>(communicator.rank())], reduce);
+    });
+  });
+}
+
+porta_status porta_all_reduce_mpi(porta_tensor tensor, porta_reduce op) noexcept {
+  constexpr const char* function = "porta_all_reduce_mpi";
+  return guarded(function, [&] {
+    const porta::Reduce reduce = reduce_of(op, function);
+    porta::Tensor target = tensor_of(tensor, function, "tensor");
+    mpi_communicator(target.device()).all_reduce(target, reduce);
+  });
+}
+
+porta_status porta_mpi_rank(int32_t* rank, int32_t* size) noexcept {
+  constexpr const char* function = "porta_mpi_rank";
+  return guarded(function, [&] {
+    int32_t& rank_out = required(rank, function, "rank");
+    int32_t& size_out = required(size, function, "size");
+    const porta::Communicator& communicator = mpi_communicator(porta::Device::get("cpu:0"));
+    rank_out = communicator.rank();
+    size_out = communicator.size();
   });
 }
 

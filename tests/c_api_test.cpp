@@ -344,6 +344,71 @@ TEST(CApiErrors, Attention) {
   for (porta_tensor tensor : {q, k, odd, out}) EXPECT_EQ(porta_tensor_free(tensor), PORTA_OK);
 }
 
+// All-reduce from C over every device present at once (one rank each), integer-valued
+// inputs so every sum, max and min is exact; every rank must end with the same values.
+TEST(CApiAllReduce, LocalOverEveryDeviceIsExactOnEveryRank) {
+  const std::vector<std::string> ids = device_ids();
+  const std::size_t count = 1031;  // prime: not a multiple of any chunk
+  for (porta_reduce op : {PORTA_REDUCE_SUM, PORTA_REDUCE_MAX, PORTA_REDUCE_MIN}) {
+    std::vector<porta_tensor> tensors;
+    for (std::size_t r = 0; r < ids.size(); ++r) {
+      porta_device device = nullptr;
+      ASSERT_EQ(porta_device_get(ids[r].c_str(), &device), PORTA_OK) << porta_last_error();
+      std::vector<float> data(count);
+      for (std::size_t i = 0; i < count; ++i) data[i] = float(int((i * 7 + r * 13) % 17) - 8);
+      const std::int64_t shape[1] = {std::int64_t(count)};
+      porta_tensor tensor = nullptr;
+      ASSERT_EQ(porta_tensor_from_host(device, PORTA_F32, shape, 1, data.data(), count * sizeof(float), &tensor),
+                PORTA_OK)
+          << porta_last_error();
+      tensors.push_back(tensor);
+    }
+    ASSERT_EQ(porta_all_reduce_local(tensors.data(), tensors.size(), op), PORTA_OK) << porta_last_error();
+    for (std::size_t r = 0; r < tensors.size(); ++r) {
+      std::vector<float> got(count);
+      ASSERT_EQ(porta_tensor_to_host(tensors[r], got.data(), count * sizeof(float)), PORTA_OK);
+      for (std::size_t i = 0; i < count; ++i) {
+        float want = op == PORTA_REDUCE_SUM ? 0.0f : float(int(i * 7 % 17) - 8);
+        for (std::size_t q = 0; q < tensors.size(); ++q) {
+          const float value = float(int((i * 7 + q * 13) % 17) - 8);
+          want = op == PORTA_REDUCE_SUM ? want + value : op == PORTA_REDUCE_MAX ? std::max(want, value) : std::min(want, value);
+        }
+        ASSERT_EQ(got[i], want) << ids[r] << ", op " << op << ", element " << i;
+      }
+    }
+    for (porta_tensor tensor : tensors) EXPECT_EQ(porta_tensor_free(tensor), PORTA_OK);
+  }
+}
+
+TEST(CApiErrors, AllReduce) {
+  porta_tensor a = make(cpu(), {8});
+  porta_tensor b = make(cpu(1), {8});
+  porta_tensor shorter = make(cpu(1), {7});
+  porta_tensor freed = make(cpu(), {8});
+  ASSERT_EQ(porta_tensor_free(freed), PORTA_OK);
+  porta_tensor pair[2] = {a, b};
+  EXPECT_TRUE(failed_with(porta_all_reduce_local(nullptr, 2, PORTA_REDUCE_SUM), PORTA_ERROR_INVALID_ARGUMENT,
+                          {"porta_all_reduce_local", "argument tensors"}));
+  EXPECT_TRUE(failed_with(porta_all_reduce_local(pair, 0, PORTA_REDUCE_SUM), PORTA_ERROR_INVALID_ARGUMENT,
+                          {"argument count", "got 0"}));
+  EXPECT_TRUE(failed_with(porta_all_reduce_local(pair, 2, 9), PORTA_ERROR_INVALID_ARGUMENT, {"argument op", "9"}));
+  porta_tensor with_freed[2] = {a, freed};
+  EXPECT_TRUE(failed_with(porta_all_reduce_local(with_freed, 2, PORTA_REDUCE_SUM), PORTA_ERROR_INVALID_HANDLE,
+                          {"tensors[1]", "already freed"}));
+  porta_tensor mismatched[2] = {a, shorter};
+  EXPECT_TRUE(failed_with(porta_all_reduce_local(mismatched, 2, PORTA_REDUCE_SUM), PORTA_ERROR_INVALID_ARGUMENT, {}));
+  EXPECT_TRUE(failed_with(porta_all_reduce_mpi(nullptr, PORTA_REDUCE_SUM), PORTA_ERROR_INVALID_HANDLE,
+                          {"porta_all_reduce_mpi", "argument tensor"}));
+  EXPECT_TRUE(failed_with(porta_all_reduce_mpi(a, -1), PORTA_ERROR_INVALID_ARGUMENT, {"argument op", "-1"}));
+  EXPECT_TRUE(failed_with(porta_mpi_rank(nullptr, nullptr), PORTA_ERROR_INVALID_ARGUMENT, {"porta_mpi_rank", "rank"}));
+  // The inputs are untouched by the failed calls, and a right call still works.
+  ASSERT_EQ(porta_all_reduce_local(pair, 2, PORTA_REDUCE_AVG), PORTA_OK) << porta_last_error();
+  float host[8];
+  ASSERT_EQ(porta_tensor_to_host(b, host, sizeof host), PORTA_OK);
+  EXPECT_EQ(host[5], 1.0f);
+  for (porta_tensor tensor : {a, b, shorter}) EXPECT_EQ(porta_tensor_free(tensor), PORTA_OK);
+}
+
 TEST(CApiErrors, OutOfHostMemoryIsAStatusNotAnException) {
   size_t count = 0;
   failing_allocations = 1;

@@ -169,8 +169,24 @@ PORTA_API porta_status porta_attention_backward(porta_tensor grad_out, porta_ten
                                                 const porta_attention_options* options, porta_tensor* dq,
                                                 porta_tensor* dk, porta_tensor* dv) PORTA_NOEXCEPT;
 
-/* Collectives (porta_all_reduce over tensors on several devices, sum/avg/max) are
- * appended here, after the ops above: additions never move or change existing entries. */
+/* ---- collectives ------------------------------------------------------------------
+ * Later additions are appended after these: entries never move or change. Tensors must
+ * be contiguous; every rank's result has the same bits. f32, and f16/bf16 accumulated
+ * in f32. */
+typedef int32_t porta_reduce;
+enum porta_reduce_code { PORTA_REDUCE_SUM = 0, PORTA_REDUCE_AVG = 1, PORTA_REDUCE_MAX = 2, PORTA_REDUCE_MIN = 3 };
+
+/* In one process: tensors[i] is rank i's tensor, on its own device (any mix of backends;
+ * a device may appear twice). Each is replaced by op over all of them; porta runs the
+ * ranks on its own threads and returns when all are done. */
+PORTA_API porta_status porta_all_reduce_local(const porta_tensor* tensors, size_t count,
+                                              porta_reduce op) PORTA_NOEXCEPT;
+/* Across processes over MPI (this process is one rank of MPI_COMM_WORLD, MPI started on
+ * first use): tensor, on this rank's device, is replaced by op over every rank's.
+ * PORTA_ERROR_UNSUPPORTED when porta was built without MPI. */
+PORTA_API porta_status porta_all_reduce_mpi(porta_tensor tensor, porta_reduce op) PORTA_NOEXCEPT;
+/* This process's rank and the number of ranks, as porta_all_reduce_mpi sees them. */
+PORTA_API porta_status porta_mpi_rank(int32_t* rank, int32_t* size) PORTA_NOEXCEPT;
 
 #ifdef __cplusplus
 } /* extern "C" */
