@@ -67,7 +67,7 @@ TEST(MpiCollectives, RandomDataWithinToleranceAndBitIdenticalOnEveryRank) {
   for (const std::string algorithm : {"ring", "doubling"}) {
     ForcedAlgorithm forced(algorithm);
     for (DType dtype : {DType::f32, DType::bf16}) {
-      const std::int64_t size = 70001;  // two ring segments per part at 2 ranks
+      const std::int64_t size = mebi_plus_3;  // 1 MiB ring segments: two or more per part at 2-4 ranks
       std::vector<std::vector<unsigned char>> inputs;
       for (int r = 0; r < n; ++r) inputs.push_back(random_bytes(dtype, size, seed + static_cast<std::uint64_t>(r)));
       const auto& mine = inputs[static_cast<std::size_t>(comm().rank())];
