@@ -148,6 +148,14 @@ TEST(MpiCollectives, DisagreementsThrowOnEveryRank) {
   } else {
     EXPECT_NE(message.find("another rank's arguments are invalid"), std::string::npos) << message;
   }
+  // Ranks whose $PORTA_ALLREDUCE_ALGO differs pick different paths for the same call:
+  // caught as well (a small doubling all-reduce travels with the header exchange).
+  if (n > 1) {
+    ForcedAlgorithm forced(comm().rank() == 0 ? "ring" : "doubling");
+    Tensor small = full({64}, 1.0, DType::f32, comm().device());
+    message = error_text([&] { comm().all_reduce(small, Reduce::sum); });
+    EXPECT_NE(message.find("chose different all-reduce algorithms"), std::string::npos) << message;
+  }
   // The communicator still works.
   Tensor w = full({5}, 2.0, DType::f32, comm().device());
   comm().all_reduce(w, Reduce::sum);
