@@ -20,7 +20,12 @@ void bench_local(benchmark::State& state, std::vector<porta::Device> devices, st
   }
   const int repetitions = porta::bench::all_reduce_repetitions(bytes);
   for (auto _ : state) {
-    auto result = porta::bench::run_local_all_reduce(devices, bytes, repetitions);
+    porta::bench::AllReduceResult result;
+    try {
+      result = porta::bench::run_local_all_reduce(devices, bytes, repetitions);
+    } catch (const porta::Error& error) {
+      result.error = error.what();
+    }
     if (!result.error.empty()) {
       state.SkipWithError(result.error.c_str());
       break;
@@ -62,6 +67,7 @@ int main(int argc, char** argv) {
   }
   for (std::size_t bytes : porta::bench::all_reduce_sizes()) {
     for (const auto& [name, devices] : groups) {
+      if (bytes > devices[0].info().max_allocation_bytes) continue;
       // Shared memory: the direct algorithm; ring and doubling over in-process messages
       // beside it on cpu show what reading peers' memory saves.
       std::vector<std::string> algorithms = {""};

@@ -67,7 +67,7 @@ TEST(MpiCollectives, RandomDataWithinToleranceAndBitIdenticalOnEveryRank) {
   for (const std::string algorithm : {"ring", "doubling"}) {
     ForcedAlgorithm forced(algorithm);
     for (DType dtype : {DType::f32, DType::bf16}) {
-      const std::int64_t size = 70001;  // two ring segments per part at 2 ranks
+      const std::int64_t size = mebi_plus_3;  // 1 MiB ring segments: two or more per part at 2-4 ranks
       std::vector<std::vector<unsigned char>> inputs;
       for (int r = 0; r < n; ++r) inputs.push_back(random_bytes(dtype, size, seed + static_cast<std::uint64_t>(r)));
       const auto& mine = inputs[static_cast<std::size_t>(comm().rank())];
@@ -147,6 +147,14 @@ TEST(MpiCollectives, DisagreementsThrowOnEveryRank) {
     EXPECT_NE(message.find("argument root: expected a rank in [0, "), std::string::npos) << message;
   } else {
     EXPECT_NE(message.find("another rank's arguments are invalid"), std::string::npos) << message;
+  }
+  // Ranks whose $PORTA_ALLREDUCE_ALGO differs pick different paths for the same call:
+  // caught as well (a small doubling all-reduce travels with the header exchange).
+  if (n > 1) {
+    ForcedAlgorithm forced(comm().rank() == 0 ? "ring" : "doubling");
+    Tensor small = full({64}, 1.0, DType::f32, comm().device());
+    message = error_text([&] { comm().all_reduce(small, Reduce::sum); });
+    EXPECT_NE(message.find("chose different all-reduce algorithms"), std::string::npos) << message;
   }
   // The communicator still works.
   Tensor w = full({5}, 2.0, DType::f32, comm().device());

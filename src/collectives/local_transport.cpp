@@ -295,7 +295,8 @@ class LocalRank final : public CommunicatorImpl {
       if (call.kind != CollectiveKind::all_reduce && !(call.kind == CollectiveKind::broadcast && call.root == rank_)) {
         written.store(*call.out);  // all_reduce stores part by part as they become final
       }
-    } catch (const Error& error) {
+    } catch (const std::exception& error) {
+      // Past the agreement the peers count on this rank: tell them it is gone.
       group_->abort(rank_, error.what());
       throw;
     }

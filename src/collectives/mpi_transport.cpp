@@ -1,10 +1,12 @@
 // mpi_transport.cpp — collectives with one rank per process over MPI. A small header
-// exchange comes first so that ranks which disagree all throw instead of hanging; the
-// data then moves through porta's own ring or doubling over MPI point-to-point messages,
-// or through MPI_Allreduce when $PORTA_ALLREDUCE_ALGO=mpi.
+// exchange comes first so that ranks which disagree all throw instead of hanging (a small
+// all-reduce travels with it); the data then moves through porta's own ring or doubling
+// over MPI point-to-point messages, or through MPI_Allreduce when $PORTA_ALLREDUCE_ALGO=mpi.
 #include <mpi.h>
 
+#include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 #include <mutex>
 
@@ -110,11 +112,21 @@ class MpiRank final : public CommunicatorImpl {
   }
 
   void run(const Call& call) override {
-    const std::string problem = local_problem(call, size_, device());
-    agree(call, problem);
-    if (call.kind == CollectiveKind::barrier || call.in->numel() == 0) return;  // the header exchange synchronised
+    std::string problem = local_problem(call, size_, device());
+    AllReduceWork work;
+    std::size_t payload = 0;
+    if (call.kind == CollectiveKind::all_reduce && problem.empty() && call.in->numel() > 0) {
+      try {
+        work = prepare_all_reduce(call);
+      } catch (const std::exception& error) {
+        problem = error.what();  // every rank must still take part in the exchange
+      }
+      if (work.algorithm == "doubling" && work.count <= payload_capacity) payload = work.count;
+    }
+    exchange_header(call, problem, work.data, payload);
+    if (call.kind == CollectiveKind::barrier || call.in->numel() == 0) return;  // the exchange synchronised
     switch (call.kind) {
-      case CollectiveKind::all_reduce: return all_reduce(call);
+      case CollectiveKind::all_reduce: return finish_all_reduce(call, work, payload > 0);
       case CollectiveKind::reduce_scatter: return reduce_scatter(call);
       case CollectiveKind::all_gather: return all_gather(call);
       case CollectiveKind::broadcast: return broadcast(call);
@@ -123,70 +135,186 @@ class MpiRank final : public CommunicatorImpl {
   }
 
  private:
-  // One MPI_Allreduce(MAX) over each field and its negation gives every rank the
-  // largest and smallest value of every field: they agree when the two are equal.
-  void agree(const Call& call, const std::string& problem) {
+  // The header exchange: recursive doubling over point-to-point messages that carry,
+  // for every header field, the largest value and the negated smallest seen so far,
+  // plus a flag for "some rank's arguments are invalid". Its message pattern depends only
+  // on the rank count, so ranks that disagree still all finish it and then all throw.
+  // A small all-reduce rides along as the messages' payload, combined exactly as
+  // doubling_all_reduce() would: it then costs one exchange, not two.
+  static constexpr std::size_t payload_capacity = 16 * 1024;  // floats: 64 KiB
+  static constexpr int fields = header_fields + 1;            // + the payload's length
+  static constexpr std::size_t words = 2 * fields + 1;        // extremes + invalid flag
+  static constexpr std::size_t header_bytes = words * sizeof(std::int64_t);
+  static constexpr int header_tag = 11;
+
+  struct Exchange {
+    std::array<std::int64_t, words> extremes{};
+    float* payload = nullptr;
+    std::size_t payload_floats = 0;
+  };
+
+  void exchange_header(const Call& call, const std::string& problem, float* payload, std::size_t payload_floats) {
     const CallHeader header = header_of(call);
-    const std::array<std::int64_t, header_fields> fields = {header.kind,  header.op,       header.dtype,
-                                                            header.root, header.in_count, header.out_count};
-    std::array<std::int64_t, 2 * header_fields + 1> extremes{};
-    for (int i = 0; i < header_fields; ++i) {
-      extremes[static_cast<std::size_t>(i)] = fields[static_cast<std::size_t>(i)];
-      extremes[static_cast<std::size_t>(header_fields + i)] = -fields[static_cast<std::size_t>(i)];
+    const std::array<std::int64_t, fields> values = {header.kind,     header.op,        header.dtype,
+                                                     header.root,     header.in_count,  header.out_count,
+                                                     static_cast<std::int64_t>(payload_floats)};
+    Exchange state;
+    for (int i = 0; i < fields; ++i) {
+      state.extremes[static_cast<std::size_t>(i)] = values[static_cast<std::size_t>(i)];
+      state.extremes[static_cast<std::size_t>(fields + i)] = -values[static_cast<std::size_t>(i)];
     }
-    extremes.back() = problem.empty() ? 0 : 1;
-    check(MPI_Allreduce(MPI_IN_PLACE, extremes.data(), static_cast<int>(extremes.size()), MPI_INT64_T, MPI_MAX, comm_),
-          "MPI_Allreduce (header)");
+    state.extremes.back() = problem.empty() ? 0 : 1;
+    state.payload = payload;
+    state.payload_floats = payload_floats;
+    run_header_doubling(state, call.op);
+
     const std::string name = collective_name(call.kind);
-    if (extremes.back() != 0) {
+    if (state.extremes.back() != 0) {
       throw Error(ErrorKind::invalid_argument,
                   name + ": rank " + std::to_string(rank_) + ": " +
                       (problem.empty() ? std::string("another rank's arguments are invalid (its error says which)") : problem));
     }
     bool agreed = true;
-    for (int i = 0; i < header_fields; ++i) {
-      agreed = agreed && extremes[static_cast<std::size_t>(i)] == -extremes[static_cast<std::size_t>(header_fields + i)];
+    for (int i = 0; i < fields; ++i) {
+      agreed = agreed && state.extremes[static_cast<std::size_t>(i)] == -state.extremes[static_cast<std::size_t>(fields + i)];
     }
     if (agreed) return;
     // Every rank saw the disagreement: all of them gather the headers to name it.
-    std::vector<std::int64_t> all(static_cast<std::size_t>(size_) * header_fields);
-    check(MPI_Allgather(fields.data(), header_fields, MPI_INT64_T, all.data(), header_fields, MPI_INT64_T, comm_),
+    std::vector<std::int64_t> all(static_cast<std::size_t>(size_) * fields);
+    check(MPI_Allgather(values.data(), fields, MPI_INT64_T, all.data(), fields, MPI_INT64_T, comm_),
           "MPI_Allgather (headers)");
     std::vector<CallHeader> headers(static_cast<std::size_t>(size_));
     for (int r = 0; r < size_; ++r) {
-      const std::int64_t* f = all.data() + static_cast<std::size_t>(r) * header_fields;
+      const std::int64_t* f = all.data() + static_cast<std::size_t>(r) * fields;
       headers[static_cast<std::size_t>(r)] = {f[0], f[1], f[2], f[3], f[4], f[5]};
+    }
+    if (std::all_of(headers.begin(), headers.end(), [&](const CallHeader& h) { return h == headers[0]; })) {
+      throw Error(ErrorKind::invalid_argument,
+                  name + ": the ranks chose different all-reduce algorithms (is $PORTA_ALLREDUCE_ALGO the same on every rank?)");
     }
     fail_disagreement(call.kind, headers);
   }
 
+  void send_state(const Exchange& state, int to) {
+    message_out_.resize(header_bytes + payload_capacity * sizeof(float));
+    std::memcpy(message_out_.data(), state.extremes.data(), header_bytes);
+    std::memcpy(message_out_.data() + header_bytes, state.payload, state.payload_floats * sizeof(float));
+    check(MPI_Send(message_out_.data(), static_cast<int>(header_bytes + state.payload_floats * sizeof(float)), MPI_BYTE, to,
+                   header_tag, comm_),
+          "MPI_Send (header)");
+  }
+
+  // Receives a peer's state; `replace` takes it as is (the fold-out), otherwise merges it
+  // with ours, the lower rank's payload first.
+  void exchange_state(Exchange& state, int peer, bool send, bool replace, bool peer_first, Reduce op) {
+    message_out_.resize(header_bytes + payload_capacity * sizeof(float));
+    message_in_.resize(header_bytes + payload_capacity * sizeof(float));
+    MPI_Request requests[2];
+    int active = 0;
+    check(MPI_Irecv(message_in_.data(), static_cast<int>(message_in_.size()), MPI_BYTE, peer, header_tag, comm_,
+                    &requests[active++]),
+          "MPI_Irecv (header)");
+    if (send) {
+      std::memcpy(message_out_.data(), state.extremes.data(), header_bytes);
+      std::memcpy(message_out_.data() + header_bytes, state.payload, state.payload_floats * sizeof(float));
+      check(MPI_Isend(message_out_.data(), static_cast<int>(header_bytes + state.payload_floats * sizeof(float)), MPI_BYTE,
+                      peer, header_tag, comm_, &requests[active++]),
+            "MPI_Isend (header)");
+    }
+    MPI_Status statuses[2];
+    check(MPI_Waitall(active, requests, statuses), "MPI_Waitall (header)");
+    int received = 0;
+    MPI_Get_count(&statuses[0], MPI_BYTE, &received);
+    std::array<std::int64_t, words> theirs{};
+    std::memcpy(theirs.data(), message_in_.data(), header_bytes);
+    const std::size_t their_floats = (static_cast<std::size_t>(received) - header_bytes) / sizeof(float);
+    for (std::size_t i = 0; i < words; ++i) {
+      state.extremes[i] = replace ? theirs[i] : std::max(state.extremes[i], theirs[i]);
+    }
+    // Payloads of different lengths are left alone: the extremes already record the
+    // disagreement and every rank will throw.
+    if (their_floats != state.payload_floats || their_floats == 0) return;
+    float* incoming = buffer(scratch_, their_floats);
+    std::memcpy(incoming, message_in_.data() + header_bytes, their_floats * sizeof(float));
+    if (replace) {
+      std::copy_n(incoming, their_floats, state.payload);
+    } else if (peer_first) {
+      combine(op, incoming, state.payload, state.payload, their_floats);
+    } else {
+      combine(op, state.payload, incoming, state.payload, their_floats);
+    }
+  }
+
+  // The same pattern as doubling_all_reduce(), on the exchange state.
+  void run_header_doubling(Exchange& state, Reduce op) {
+    const int n = size_;
+    const int r = rank_;
+    if (n == 1) return;
+    const int power = static_cast<int>(std::bit_floor(static_cast<unsigned>(n)));
+    const int extra = n - power;
+    int virtual_rank = r - extra;
+    if (r < 2 * extra) {
+      if (r % 2 == 1) {
+        send_state(state, r - 1);
+        exchange_state(state, r - 1, false, true, false, op);
+        return;
+      }
+      exchange_state(state, r + 1, false, false, false, op);
+      virtual_rank = r / 2;
+    }
+    auto real_rank = [extra](int v) { return v < extra ? 2 * v : v + extra; };
+    for (int mask = 1; mask < power; mask <<= 1) {
+      const int partner_virtual = virtual_rank ^ mask;
+      exchange_state(state, real_rank(partner_virtual), true, false, partner_virtual < virtual_rank, op);
+    }
+    if (r < 2 * extra) send_state(state, r + 1);
+  }
+
   float divisor(Reduce op) const { return op == Reduce::avg ? static_cast<float>(size_) : 1.0f; }
 
-  void all_reduce(const Call& call) {
+  // The all-reduce's f32 working copy, made before the header exchange so that a small
+  // one can travel with it.
+  struct AllReduceWork {
+    HostView out_view;
+    float* data = nullptr;
+    std::size_t count = 0;
+    std::string algorithm;
+  };
+
+  AllReduceWork prepare_all_reduce(const Call& call) {
+    AllReduceWork work;
     const DType dtype = call.in->dtype();
-    const std::size_t count = static_cast<std::size_t>(call.in->numel());
+    work.count = static_cast<std::size_t>(call.in->numel());
     const bool in_place = call.in->buffer() == call.out->buffer() && call.in->offset() == call.out->offset();
-    HostView out_view(*call.out, in_place);
+    work.out_view = HostView(*call.out, in_place);
     // f32 reduces in the output itself; f16/bf16 partial sums travel as f32.
-    float* work = dtype == DType::f32 ? static_cast<float*>(out_view.data()) : buffer(work_, count);
+    work.data = dtype == DType::f32 ? static_cast<float*>(work.out_view.data()) : buffer(work_, work.count);
     if (!in_place || dtype != DType::f32) {
       HostView in_view(*call.in, true);
-      to_f32(dtype, in_view.data(), work, count);
+      to_f32(dtype, in_view.data(), work.data, work.count);
     }
-    const std::string algorithm = all_reduce_algorithm(count * size_of(dtype));
-    if (algorithm == "mpi") {
+    work.algorithm = all_reduce_algorithm(work.count * size_of(dtype));
+    return work;
+  }
+
+  void finish_all_reduce(const Call& call, AllReduceWork& work, bool reduced) {
+    const std::size_t count = work.count;
+    float* data = work.data;
+    if (reduced) {
+      // done during the header exchange
+    } else if (work.algorithm == "mpi") {
       MPI_Op mpi_op = call.op == Reduce::max ? MPI_MAX : call.op == Reduce::min ? MPI_MIN : MPI_SUM;
-      check(MPI_Allreduce(MPI_IN_PLACE, work, static_cast<int>(count), MPI_FLOAT, mpi_op, comm_), "MPI_Allreduce");
+      check(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_FLOAT, mpi_op, comm_), "MPI_Allreduce");
     } else {
       MpiPointToPoint p2p(comm_, rank_, size_);
-      if (algorithm == "ring") {
-        ring_all_reduce(p2p, call.op, work, count, buffer(scratch_, ring_scratch_floats(count, size_)));
+      if (work.algorithm == "ring") {
+        ring_all_reduce(p2p, call.op, data, count, buffer(scratch_, ring_scratch_floats(count, size_)));
       } else {
-        doubling_all_reduce(p2p, call.op, work, count, buffer(scratch_, count));
+        doubling_all_reduce(p2p, call.op, data, count, buffer(scratch_, count));
       }
     }
-    from_f32(dtype, work, out_view.data(), count, divisor(call.op));
-    out_view.store(*call.out);
+    from_f32(call.in->dtype(), data, work.out_view.data(), count, divisor(call.op));
+    work.out_view.store(*call.out);
   }
 
   void reduce_scatter(const Call& call) {
@@ -233,6 +361,8 @@ class MpiRank final : public CommunicatorImpl {
   int size_ = 1;
   std::vector<float> work_;
   std::vector<float> scratch_;
+  std::vector<unsigned char> message_out_;
+  std::vector<unsigned char> message_in_;
 };
 
 }  // namespace
