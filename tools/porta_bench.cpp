@@ -330,8 +330,9 @@ int main(int argc, char** argv) {
       devices.push_back(device);
     }
     std::vector<Entry> entries, suite = entries_for(standard_suite(quick), devices);
+    const std::size_t collectives_start = suite.size();
     for (Entry& entry : allreduce_entries(quick, devices)) {
-      entry.sequence += suite.size();
+      entry.sequence += collectives_start;
       suite.push_back(std::move(entry));
     }
     const std::size_t suite_size = suite.size();
@@ -400,6 +401,9 @@ int main(int argc, char** argv) {
       }
     }
 
+    std::fprintf(stderr, "%zu results in %.0f s\n\n", results.size(), now_s() - start);
+    std::fflush(stderr);
+
     std::vector<std::string> columns;  // devices in discovery order, then the anchors
     for (const porta::Device& device : devices) columns.push_back(device.id());
     for (const char* anchor : {"openblas", "clblast", "mpi"}) {
@@ -423,7 +427,6 @@ int main(int argc, char** argv) {
     std::printf("\n");
     print_table(results, columns_present, true);
     const bool all_ok = std::all_of(results.begin(), results.end(), [](const Result& r) { return !r.ran() || r.check.ok; });
-    std::fprintf(stderr, "%zu results in %.0f s\n\n", results.size(), now_s() - start);
     if (!all_ok) std::printf("\nFAIL marks a result that differs from the float64 reference: never a valid rate.\n");
 
     if (!json_path.empty()) {
