@@ -247,27 +247,15 @@ class MpiRank final : public CommunicatorImpl {
 
   // The same pattern as doubling_all_reduce(), on the exchange state.
   void run_header_doubling(Exchange& state, Reduce op) {
-    const int n = size_;
-    const int r = rank_;
-    if (n == 1) return;
-    const int power = static_cast<int>(std::bit_floor(static_cast<unsigned>(n)));
-    const int extra = n - power;
-    int virtual_rank = r - extra;
-    if (r < 2 * extra) {
-      if (r % 2 == 1) {
-        send_state(state, r - 1);
-        exchange_state(state, r - 1, false, true, false, op);
-        return;
-      }
-      exchange_state(state, r + 1, false, false, false, op);
-      virtual_rank = r / 2;
-    }
-    auto real_rank = [extra](int v) { return v < extra ? 2 * v : v + extra; };
-    for (int mask = 1; mask < power; mask <<= 1) {
-      const int partner_virtual = virtual_rank ^ mask;
-      exchange_state(state, real_rank(partner_virtual), true, false, partner_virtual < virtual_rank, op);
-    }
-    if (r < 2 * extra) send_state(state, r + 1);
+    recursive_doubling(
+        size_, rank_,
+        [&](int even) {
+          send_state(state, even);
+          exchange_state(state, even, false, true, false, op);
+        },
+        [&](int odd) { exchange_state(state, odd, false, false, false, op); },
+        [&](int partner, bool partner_first) { exchange_state(state, partner, true, false, partner_first, op); },
+        [&](int odd) { send_state(state, odd); });
   }
 
   float divisor(Reduce op) const { return op == Reduce::avg ? static_cast<float>(size_) : 1.0f; }

@@ -120,40 +120,28 @@ void ring_all_reduce(PointToPoint& p2p, Reduce op, float* data, std::size_t coun
 }
 
 void doubling_all_reduce(PointToPoint& p2p, Reduce op, float* data, std::size_t count, float* scratch) {
-  const int n = p2p.size();
-  const int r = p2p.rank();
-  if (n == 1) return;
-  const int power = static_cast<int>(std::bit_floor(static_cast<unsigned>(n)));
-  const int extra = n - power;
-  // The first 2*extra ranks pair up: the odd one hands its data to the even one and
-  // waits for the result, leaving a power of two of active ranks.
-  int virtual_rank = r - extra;
-  if (r < 2 * extra) {
-    if (r % 2 == 1) {
-      p2p.wait(p2p.start_send(r - 1, data, count));
-      p2p.wait(p2p.start_receive(r - 1, data, count));
-      return;
-    }
-    p2p.wait(p2p.start_receive(r + 1, scratch, count));
-    combine(op, data, scratch, data, count);  // lower rank first
-    virtual_rank = r / 2;
-  }
-  auto real_rank = [extra](int v) { return v < extra ? 2 * v : v + extra; };
-  for (int mask = 1; mask < power; mask <<= 1) {
-    const int partner_virtual = virtual_rank ^ mask;
-    const int partner = real_rank(partner_virtual);
-    auto receive = p2p.start_receive(partner, scratch, count);
-    auto send = p2p.start_send(partner, data, count);
-    p2p.wait(receive);
-    p2p.wait(send);
-    // The lower half's partial always goes first: both partners compute the same bits.
-    if (partner_virtual < virtual_rank) {
-      combine(op, scratch, data, data, count);
-    } else {
-      combine(op, data, scratch, data, count);
-    }
-  }
-  if (r < 2 * extra) p2p.wait(p2p.start_send(r + 1, data, count));
+  recursive_doubling(
+      p2p.size(), p2p.rank(),
+      [&](int even) {  // hand the data over, get the result back
+        p2p.wait(p2p.start_send(even, data, count));
+        p2p.wait(p2p.start_receive(even, data, count));
+      },
+      [&](int odd) {
+        p2p.wait(p2p.start_receive(odd, scratch, count));
+        combine(op, data, scratch, data, count);  // lower rank first
+      },
+      [&](int partner, bool partner_first) {
+        auto receive = p2p.start_receive(partner, scratch, count);
+        auto send = p2p.start_send(partner, data, count);
+        p2p.wait(receive);
+        p2p.wait(send);
+        if (partner_first) {
+          combine(op, scratch, data, data, count);
+        } else {
+          combine(op, data, scratch, data, count);
+        }
+      },
+      [&](int odd) { p2p.wait(p2p.start_send(odd, data, count)); });
 }
 
 }  // namespace porta::detail

@@ -2,6 +2,8 @@
 // recursive doubling), shared by the MPI transport and the local one's message mode.
 #pragma once
 
+#include <bit>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -33,6 +35,36 @@ void ring_all_reduce(PointToPoint& p2p, Reduce op, float* data, std::size_t coun
 // of `data` holds the reduction; the other parts hold partial sums.
 void ring_reduce_scatter(PointToPoint& p2p, Reduce op, float* data, std::size_t count, float* scratch);
 std::size_t ring_scratch_floats(std::size_t count, int ranks);
+
+// Recursive doubling's message pattern on any rank count, written once for the data and
+// for the MPI transport's header exchange. With `power` the largest power of two <= n and
+// extra = n - power, the first 2*extra ranks fold in pairs: the odd one hands its data to
+// the even one (hand_over(even)) and gets the result back at the end; the even one takes
+// it in (absorb(odd)), joins the power-of-two exchanges (exchange(partner, partner_first):
+// the lower half's partial goes first, so both partners compute the same bits), then
+// hands the result back (hand_back(odd)).
+template <class HandOver, class Absorb, class Exchange, class HandBack>
+void recursive_doubling(int n, int r, HandOver&& hand_over, Absorb&& absorb, Exchange&& exchange,
+                        HandBack&& hand_back) {
+  if (n == 1) return;
+  const int power = static_cast<int>(std::bit_floor(static_cast<unsigned>(n)));
+  const int extra = n - power;
+  int virtual_rank = r - extra;
+  if (r < 2 * extra) {
+    if (r % 2 == 1) {
+      hand_over(r - 1);
+      return;
+    }
+    absorb(r + 1);
+    virtual_rank = r / 2;
+  }
+  auto real_rank = [extra](int v) { return v < extra ? 2 * v : v + extra; };
+  for (int mask = 1; mask < power; mask <<= 1) {
+    const int partner_virtual = virtual_rank ^ mask;
+    exchange(real_rank(partner_virtual), partner_virtual < virtual_rank);
+  }
+  if (r < 2 * extra) hand_back(r + 1);
+}
 
 // Recursive doubling: log2(n) full exchanges (plus one fold in and one out for the ranks
 // beyond the largest power of two). Latency-optimal for small messages. Both partners
