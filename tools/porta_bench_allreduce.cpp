@@ -154,11 +154,16 @@ int mpi_worker_main(const std::string& output, bool quick, const std::vector<std
   const bool report = communicators.empty() || communicators.front().rank() == 0;
   std::vector<Result> results;
   std::size_t sequence = 0;
+  std::size_t total = mpi_cases(quick, shape_filters).size() * communicators.size();
+#ifdef PORTA_BENCH_MPI
+  total += mpi_cases(quick, shape_filters).size();  // the MPI_Allreduce anchor
+#endif
   auto record = [&](Result result, std::size_t bytes, const std::string& device, const std::string& impl) {
     result.op = "allreduce", result.case_label = label(bytes, "mpi"), result.device = device, result.impl = impl;
     result.work = result.bytes = double(bytes), result.ranks = kRanks, result.sequence = sequence++;
     if (report) {
-      std::fprintf(stderr, "[mpi] allreduce %-36s %-9s %-8s ", result.case_label.c_str(), device.c_str(), impl.c_str());
+      std::fprintf(stderr, "[mpi %3zu/%zu] allreduce %-36s %-9s %-8s ", sequence, total, result.case_label.c_str(),
+                   device.c_str(), impl.c_str());
       print_progress(result);
     }
     results.push_back(result);
