@@ -34,6 +34,7 @@ struct Slot {
   void* out = nullptr;
   const backend::Buffer* in_buffer = nullptr;
   const backend::Buffer* out_buffer = nullptr;
+  bool out_in_host_memory = false;  // out is the device's own memory, not a staging copy
 };
 
 class LocalGroup {
@@ -276,6 +277,7 @@ class LocalRank final : public CommunicatorImpl {
         if (!in_place) out_view = HostView(*call.out, false);
         mine.in = in_view.data();
         mine.out = in_place ? in_view.data() : out_view.data();
+        mine.out_in_host_memory = !(in_place ? in_view.staged() : out_view.staged());
         mine.in_buffer = call.in->buffer().get();
         mine.out_buffer = call.out->buffer().get();
       } catch (const std::exception& error) {
@@ -373,6 +375,16 @@ class LocalRank final : public CommunicatorImpl {
         for (int q = 0; q < n; ++q) {
           group_->wait_part_ready(rank_, q, staging_position(q, rank_, n), op);
           sources[q] = bytes_at(peer(q).in, begin, element);
+        }
+        bool every_out_in_host_memory = true;
+        for (int q = 0; q < n; ++q) every_out_in_host_memory = every_out_in_host_memory && peer(q).out_in_host_memory;
+        if (every_out_in_host_memory) {
+          // Every output is plain memory: the owner writes its reduced part into all of
+          // them while it is still in cache, and nobody reads a peer's output back.
+          std::vector<void*> outs(static_cast<std::size_t>(n));
+          for (int q = 0; q < n; ++q) outs[q] = bytes_at(peer(q).out, begin, element);
+          reduce_to_all(dtype, call.op, sources.data(), n, outs.data(), length, count * element);
+          break;
         }
         reduce_sources(dtype, call.op, sources.data(), n, bytes_at(mine.out, begin, element), length);
         written.store(*call.out, begin * element, length * element);  // overlaps the peers' reductions

@@ -2,6 +2,12 @@
 // accumulation, written in blocks so the compiler vectorises them.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "common/cpu_access.hpp"
 #include "src/collectives/collective.hpp"
@@ -79,6 +85,48 @@ void reduce_sources(DType dtype, Reduce op, const void* const* sources, int n, v
     case DType::i32: break;  // refused by local_problem()
   }
   throw Error(ErrorKind::unsupported, "porta collectives: i32 reductions are not supported");
+}
+
+namespace {
+
+// memcpy, or with non-temporal stores where the platform has them (SSE2 on x86-64).
+void copy_out(unsigned char* dest, const unsigned char* source, std::size_t bytes, bool stream) {
+#if defined(__x86_64__)
+  if (stream) {
+    const std::size_t head = std::min(bytes, (16 - reinterpret_cast<std::uintptr_t>(dest) % 16) % 16);
+    std::memcpy(dest, source, head);
+    std::size_t i = head;
+    for (; i + 16 <= bytes; i += 16) {
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dest + i), _mm_loadu_si128(reinterpret_cast<const __m128i*>(source + i)));
+    }
+    std::memcpy(dest + i, source + i, bytes - i);
+    return;
+  }
+#endif
+  (void)stream;
+  std::memcpy(dest, source, bytes);
+}
+
+}  // namespace
+
+void reduce_to_all(DType dtype, Reduce op, const void* const* sources, int n, void* const* outs, std::size_t count,
+                   std::size_t message_bytes) {
+  constexpr std::size_t block = 2048;  // elements: 8 KiB of f32
+  alignas(64) unsigned char buffer[block * sizeof(float)];
+  const std::size_t element = size_of(dtype);
+  const bool stream = message_bytes >= streaming_bytes;
+  std::vector<const void*> at(static_cast<std::size_t>(n));
+  for (std::size_t start = 0; start < count; start += block) {
+    const std::size_t length = std::min(block, count - start);
+    for (int q = 0; q < n; ++q) at[q] = static_cast<const unsigned char*>(sources[q]) + start * element;
+    reduce_sources(dtype, op, at.data(), n, buffer, length);
+    for (int q = 0; q < n; ++q) {
+      copy_out(static_cast<unsigned char*>(outs[q]) + start * element, buffer, length * element, stream);
+    }
+  }
+#if defined(__x86_64__)
+  if (stream) _mm_sfence();  // the streamed stores are visible before the ranks' closing barrier
+#endif
 }
 
 void combine(Reduce op, const float* first, const float* second, float* out, std::size_t count) {
