@@ -117,7 +117,7 @@ void microkernel_portable(std::size_t kc, const float* a, const float* b, const 
 const MicrokernelShape& cpu_microkernel() {
   static const MicrokernelShape shape = [] {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return MicrokernelShape{12, 32, 384, 96, 2048, microkernel_avx512};
+    if (__builtin_cpu_supports("avx512f")) return MicrokernelShape{12, 32, 768, 48, 2048, microkernel_avx512};
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return MicrokernelShape{6, 16, 256, 120, 2048, microkernel_avx2};
     return MicrokernelShape{4, 16, 256, 128, 2048, microkernel_portable};
   }();

@@ -23,7 +23,7 @@ using Microkernel = void (*)(std::size_t kc, const float* a, const float* b, con
 // The microkernel for this cpu and the cache blocks that suit it.
 struct MicrokernelShape {
   std::size_t mr, nr;      // register block
-  std::size_t kc, mc, nc;  // cache blocks: kc x nr of B stays in L1, mc x kc of A in L2
+  std::size_t kc, mc, nc;  // cache blocks: mc x kc of A in L2, each kc x nr sliver of B reused by mc / mr microkernels
   Microkernel kernel;
 };
 const MicrokernelShape& cpu_microkernel();
