@@ -10,26 +10,8 @@
 
 #include "attention_case.hpp"
 #include "bench_devices.hpp"
+#include "gbench_case.hpp"
 #include "porta/porta.hpp"
-
-namespace {
-
-// Times `Runner` after one untimed call (which compiles and warms up); a case the device
-// cannot run is reported as skipped with porta's message, and the run goes on.
-template <class Runner, class... Args>
-void bench(benchmark::State& state, AttentionCase shape, Args... args) {
-  try {
-    Runner run(shape, args...);
-    run();
-    for (auto _ : state) run();
-    state.counters["GFLOP/s"] = benchmark::Counter(shape.flops() / 1e9, benchmark::Counter::kIsIterationInvariantRate,
-                                                   benchmark::Counter::kIs1000);
-  } catch (const porta::Error& error) {
-    state.SkipWithError(error.what());
-  }
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
 #ifdef PORTA_BENCH_OPENBLAS
@@ -48,7 +30,7 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(name.c_str(), function, shape, args...)->UseRealTime()->Unit(benchmark::kMillisecond);
   };
 #ifdef PORTA_BENCH_OPENBLAS
-  for (const AttentionCase& shape : shapes) add(shape, "openblas_unfused", bench<OpenblasAttention>);
+  for (const AttentionCase& shape : shapes) add(shape, "openblas_unfused", bench<OpenblasAttention, AttentionCase>);
 #endif
   for (const porta::Device& device : porta::devices()) {
     const std::string id = device.id();
@@ -61,7 +43,7 @@ int main(int argc, char** argv) {
       for (const AttentionCase& shape : shapes) {
         if (!host_speed && shape.n > 2048) continue;  // emulated devices: minutes per call
         if (kernel == "unfused" && shape.backward) continue;  // the baseline has no backward
-        add(shape, id + "/" + kernel, bench<PortaAttention, porta::Device, std::string>, device, kernel);
+        add(shape, id + "/" + kernel, bench<PortaAttention, AttentionCase, porta::Device, std::string>, device, kernel);
       }
     }
   }

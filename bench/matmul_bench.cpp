@@ -10,32 +10,9 @@
 #include <vector>
 
 #include "bench_devices.hpp"
+#include "gbench_case.hpp"
 #include "matmul_case.hpp"
 #include "porta/porta.hpp"
-
-namespace {
-
-void set_rate(benchmark::State& state, const MatmulCase& shape) {
-  state.counters["GFLOP/s"] = benchmark::Counter(shape.flops() / 1e9, benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::kIs1000);
-}
-
-// Times `Runner` after one untimed call (which compiles and warms up). A case the device
-// cannot run (a dtype it declines, a buffer beyond its largest allocation) is reported
-// as skipped with porta's message, and the run goes on.
-template <class Runner, class... Args>
-void bench(benchmark::State& state, MatmulCase shape, Args... args) {
-  try {
-    Runner run(shape, args...);
-    run();
-    for (auto _ : state) run();
-    set_rate(state, shape);
-  } catch (const porta::Error& error) {
-    state.SkipWithError(error.what());
-  }
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
 #ifdef PORTA_BENCH_OPENBLAS
@@ -53,8 +30,8 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(name.c_str(), function, shape, args...)->UseRealTime()->Unit(benchmark::kMillisecond);
   };
 #ifdef PORTA_BENCH_OPENBLAS
-  for (const MatmulCase& shape : big) add(shape, "openblas", bench<OpenblasMatmul>);
-  for (const MatmulCase& shape : cpu_extra) add(shape, "openblas", bench<OpenblasMatmul>);
+  for (const MatmulCase& shape : big) add(shape, "openblas", bench<OpenblasMatmul, MatmulCase>);
+  for (const MatmulCase& shape : cpu_extra) add(shape, "openblas", bench<OpenblasMatmul, MatmulCase>);
 #endif
   for (const porta::Device& device : porta::devices()) {
     const std::string id = device.id();
@@ -64,21 +41,21 @@ int main(int argc, char** argv) {
       if (kernel == "naive") continue;  // seconds per call at these sizes; tests cover it
       if (kernel != kernels.front() && std::getenv("PORTA_BENCH_ALL_KERNELS") == nullptr) continue;
       const std::string where = id + "/" + kernel;
-      for (const MatmulCase& shape : big) add(shape, where, bench<PortaMatmul, porta::Device, std::string>, device, kernel);
+      for (const MatmulCase& shape : big) add(shape, where, bench<PortaMatmul, MatmulCase, porta::Device, std::string>, device, kernel);
       if (device.info().backend != porta::BackendKind::cpu) continue;
       for (const MatmulCase& shape : cpu_extra) {
-        add(shape, where, bench<PortaMatmul, porta::Device, std::string>, device, kernel);
+        add(shape, where, bench<PortaMatmul, MatmulCase, porta::Device, std::string>, device, kernel);
       }
       for (porta::DType dtype : {porta::bf16, porta::f16}) {
         MatmulCase low = big[1];
         low.dtype = dtype;
-        add(low, where, bench<PortaMatmul, porta::Device, std::string>, device, kernel);
+        add(low, where, bench<PortaMatmul, MatmulCase, porta::Device, std::string>, device, kernel);
       }
     }
   }
 #ifdef PORTA_BENCH_CLBLAST
   if (wanted("opencl")) {
-    for (const MatmulCase& shape : big) add(shape, "clblast", bench<ClblastMatmul>);
+    for (const MatmulCase& shape : big) add(shape, "clblast", bench<ClblastMatmul, MatmulCase>);
   }
 #endif
   benchmark::RunSpecifiedBenchmarks();
