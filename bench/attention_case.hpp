@@ -111,24 +111,20 @@ class AttentionReference {
   Check check(const std::vector<std::vector<float>>& outputs) const {
     const AttentionCase& c = case_;
     const std::size_t head = std::size_t(c.batch * c.heads - 1) * std::size_t(c.n * c.d);
-    std::vector<double> got, want = value_;
-    auto take_rows = [&](const std::vector<float>& tensor) {
+    auto rows_of = [&](const std::vector<float>& tensor) {
+      std::vector<double> rows;
       for (std::int64_t i : sampled_indices(c.n)) {
-        for (std::int64_t e = 0; e < c.d; ++e) got.push_back(tensor.at(head + std::size_t(i * c.d + e)));
+        for (std::int64_t e = 0; e < c.d; ++e) rows.push_back(tensor.at(head + std::size_t(i * c.d + e)));
       }
+      return rows;
     };
-    take_rows(outputs.at(0));
-    if (c.backward) {
-      std::vector<double> dk_got, dv_got;
-      std::swap(got, dk_got);
-      take_rows(outputs.at(1));
-      std::swap(got, dk_got);
-      std::swap(got, dv_got);
-      take_rows(outputs.at(2));
-      std::swap(got, dv_got);
-      for (std::size_t r = 0; r < dk_dv_.size() / 2; ++r) {  // interleave as the reference holds them
-        got.insert(got.end(), dk_got.begin() + std::ptrdiff_t(r * c.d), dk_got.begin() + std::ptrdiff_t((r + 1) * c.d));
-        got.insert(got.end(), dv_got.begin() + std::ptrdiff_t(r * c.d), dv_got.begin() + std::ptrdiff_t((r + 1) * c.d));
+    std::vector<double> got = rows_of(outputs.at(0)), want = value_;
+    if (c.backward) {  // dK and dV rows interleaved, as the reference holds them
+      const std::vector<double> dk = rows_of(outputs.at(1)), dv = rows_of(outputs.at(2));
+      for (std::size_t r = 0; r < dk_dv_.size() / 2; ++r) {
+        const auto row = std::ptrdiff_t(r * std::size_t(c.d)), next = row + std::ptrdiff_t(c.d);
+        got.insert(got.end(), dk.begin() + row, dk.begin() + next);
+        got.insert(got.end(), dv.begin() + row, dv.begin() + next);
         want.insert(want.end(), dk_dv_[2 * r].begin(), dk_dv_[2 * r].end());
         want.insert(want.end(), dk_dv_[2 * r + 1].begin(), dk_dv_[2 * r + 1].end());
       }
