@@ -141,11 +141,10 @@ class MpiRank final : public CommunicatorImpl {
   // on the rank count, so ranks that disagree still all finish it and then all throw.
   // A small all-reduce rides along as the messages' payload, combined exactly as
   // doubling_all_reduce() would: it then costs one exchange, not two.
-  static constexpr std::size_t payload_capacity = 16 * 1024;  // floats: 64 KiB
+  static constexpr std::size_t payload_capacity = header_payload_bytes / sizeof(float);
   static constexpr int fields = header_fields + 1;            // + the payload's length
   static constexpr std::size_t words = 2 * fields + 1;        // extremes + invalid flag
-  static constexpr std::size_t header_bytes = words * sizeof(std::int64_t);
-  static constexpr int header_tag = 11;
+  static constexpr int header_tag = 11;  // the payload's tail takes the next tag
 
   struct Exchange {
     std::array<std::int64_t, words> extremes{};
@@ -195,53 +194,80 @@ class MpiRank final : public CommunicatorImpl {
     fail_disagreement(call.kind, headers);
   }
 
+  // Two messages per exchange: the header with the payload's head, within the size MPI
+  // sends eagerly (Open MPI's shared memory sends up to 4 KiB with its own header), and
+  // the payload's tail, possibly empty. A 4 KiB all-reduce then pays no rendezvous round
+  // trip. Both are always sent, so the message pattern does not depend on what the ranks
+  // pass; the receiver leaves room for the largest payload, so nothing truncates.
+  static constexpr std::size_t eager_bytes = 4000;
+  static constexpr std::size_t header_bytes = words * sizeof(std::int64_t);
+  static constexpr std::size_t head_capacity = (eager_bytes - header_bytes) / sizeof(float);
+
+  static std::size_t head_floats(std::size_t payload_floats) { return std::min(payload_floats, head_capacity); }
+
+  void start_sends(const Exchange& state, int to, MPI_Request* requests) {
+    const std::size_t head = head_floats(state.payload_floats);
+    head_out_.resize(header_bytes + head_capacity * sizeof(float));
+    std::memcpy(head_out_.data(), state.extremes.data(), header_bytes);
+    std::memcpy(head_out_.data() + header_bytes, state.payload, head * sizeof(float));
+    check(MPI_Isend(head_out_.data(), static_cast<int>(header_bytes + head * sizeof(float)), MPI_BYTE, to, header_tag, comm_,
+                    &requests[0]),
+          "MPI_Isend (header)");
+    check(MPI_Isend(state.payload + head, static_cast<int>(state.payload_floats - head), MPI_FLOAT, to, header_tag + 1, comm_,
+                    &requests[1]),
+          "MPI_Isend (header payload)");
+  }
+
   void send_state(const Exchange& state, int to) {
-    message_out_.resize(header_bytes + payload_capacity * sizeof(float));
-    std::memcpy(message_out_.data(), state.extremes.data(), header_bytes);
-    std::memcpy(message_out_.data() + header_bytes, state.payload, state.payload_floats * sizeof(float));
-    check(MPI_Send(message_out_.data(), static_cast<int>(header_bytes + state.payload_floats * sizeof(float)), MPI_BYTE, to,
-                   header_tag, comm_),
-          "MPI_Send (header)");
+    MPI_Request requests[2];
+    start_sends(state, to, requests);
+    check(MPI_Waitall(2, requests, MPI_STATUSES_IGNORE), "MPI_Waitall (header)");
   }
 
   // Receives a peer's state; `replace` takes it as is (the fold-out), otherwise merges it
   // with ours, the lower rank's payload first.
   void exchange_state(Exchange& state, int peer, bool send, bool replace, bool peer_first, Reduce op) {
-    message_out_.resize(header_bytes + payload_capacity * sizeof(float));
-    message_in_.resize(header_bytes + payload_capacity * sizeof(float));
-    MPI_Request requests[2];
-    int active = 0;
-    check(MPI_Irecv(message_in_.data(), static_cast<int>(message_in_.size()), MPI_BYTE, peer, header_tag, comm_,
-                    &requests[active++]),
+    head_in_.resize(header_bytes + head_capacity * sizeof(float));
+    tail_in_.resize(payload_capacity - head_capacity);
+    MPI_Request requests[4];
+    check(MPI_Irecv(head_in_.data(), static_cast<int>(head_in_.size()), MPI_BYTE, peer, header_tag, comm_, &requests[0]),
           "MPI_Irecv (header)");
-    if (send) {
-      std::memcpy(message_out_.data(), state.extremes.data(), header_bytes);
-      std::memcpy(message_out_.data() + header_bytes, state.payload, state.payload_floats * sizeof(float));
-      check(MPI_Isend(message_out_.data(), static_cast<int>(header_bytes + state.payload_floats * sizeof(float)), MPI_BYTE,
-                      peer, header_tag, comm_, &requests[active++]),
-            "MPI_Isend (header)");
-    }
-    MPI_Status statuses[2];
-    check(MPI_Waitall(active, requests, statuses), "MPI_Waitall (header)");
-    int received = 0;
-    MPI_Get_count(&statuses[0], MPI_BYTE, &received);
+    check(MPI_Irecv(tail_in_.data(), static_cast<int>(tail_in_.size()), MPI_FLOAT, peer, header_tag + 1, comm_, &requests[1]),
+          "MPI_Irecv (header payload)");
+    if (send) start_sends(state, peer, requests + 2);
+    MPI_Status statuses[4];
+    check(MPI_Waitall(send ? 4 : 2, requests, statuses), "MPI_Waitall (header)");
     std::array<std::int64_t, words> theirs{};
-    std::memcpy(theirs.data(), message_in_.data(), header_bytes);
-    const std::size_t their_floats = (static_cast<std::size_t>(received) - header_bytes) / sizeof(float);
+    std::memcpy(theirs.data(), head_in_.data(), header_bytes);
     for (std::size_t i = 0; i < words; ++i) {
       state.extremes[i] = replace ? theirs[i] : std::max(state.extremes[i], theirs[i]);
     }
     // Payloads of different lengths are left alone: the extremes already record the
     // disagreement and every rank will throw.
-    if (their_floats != state.payload_floats || their_floats == 0) return;
-    float* incoming = buffer(scratch_, their_floats);
-    std::memcpy(incoming, message_in_.data() + header_bytes, their_floats * sizeof(float));
+    const std::size_t floats = state.payload_floats;
+    const std::size_t head = head_floats(floats);
+    int head_received = 0;
+    int tail_received = 0;
+    MPI_Get_count(&statuses[0], MPI_BYTE, &head_received);
+    MPI_Get_count(&statuses[1], MPI_FLOAT, &tail_received);
+    if (floats == 0 || static_cast<std::size_t>(head_received) != header_bytes + head * sizeof(float) ||
+        static_cast<std::size_t>(tail_received) != floats - head) {
+      return;
+    }
+    // The head arrives after the header, at an offset that need not suit floats.
+    float* head_payload = buffer(scratch_, head);
+    std::memcpy(head_payload, head_in_.data() + header_bytes, head * sizeof(float));
+    merge(op, head_payload, state.payload, head, replace, peer_first);
+    merge(op, tail_in_.data(), state.payload + head, floats - head, replace, peer_first);
+  }
+
+  static void merge(Reduce op, const float* incoming, float* ours, std::size_t count, bool replace, bool peer_first) {
     if (replace) {
-      std::copy_n(incoming, their_floats, state.payload);
+      std::copy_n(incoming, count, ours);
     } else if (peer_first) {
-      combine(op, incoming, state.payload, state.payload, their_floats);
+      combine(op, incoming, ours, ours, count);
     } else {
-      combine(op, state.payload, incoming, state.payload, their_floats);
+      combine(op, ours, incoming, ours, count);
     }
   }
 
@@ -281,7 +307,7 @@ class MpiRank final : public CommunicatorImpl {
       HostView in_view(*call.in, true);
       to_f32(dtype, in_view.data(), work.data, work.count);
     }
-    work.algorithm = all_reduce_algorithm(work.count * size_of(dtype));
+    work.algorithm = all_reduce_algorithm(work.count * sizeof(float));  // partial sums travel as f32
     return work;
   }
 
@@ -349,8 +375,9 @@ class MpiRank final : public CommunicatorImpl {
   int size_ = 1;
   std::vector<float> work_;
   std::vector<float> scratch_;
-  std::vector<unsigned char> message_out_;
-  std::vector<unsigned char> message_in_;
+  std::vector<unsigned char> head_out_;
+  std::vector<unsigned char> head_in_;
+  std::vector<float> tail_in_;
 };
 
 }  // namespace

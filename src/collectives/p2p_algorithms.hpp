@@ -73,8 +73,12 @@ void doubling_all_reduce(PointToPoint& p2p, Reduce op, float* data, std::size_t 
 
 // "ring" or "doubling", whichever the alpha-beta model (docs/collectives.md) predicts
 // faster for `bytes` per rank on `ranks` ranks, with alpha, beta and gamma fitted to
-// MPI runs on one host; tools/allreduce-sim evaluates the same formulas.
+// MPI runs on one host; tools/allreduce-sim evaluates the same formulas. `bytes` are
+// the f32 bytes that travel. The MPI transport's header exchange is counted: it takes
+// the doubling's message pattern, and a doubling of up to header_payload_bytes travels
+// inside it at no extra round.
 std::string cheaper_all_reduce(int ranks, std::size_t bytes);
+inline constexpr std::size_t header_payload_bytes = std::size_t(64) << 10;
 
 // Part `part` of `parts` near-equal parts of `count` elements starts here.
 inline std::size_t part_begin(std::size_t count, int parts, int part) {
