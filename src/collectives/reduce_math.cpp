@@ -1,6 +1,7 @@
 // reduce_math.cpp — the reduction loops of the collectives: rank-ordered, f32
 // accumulation, written in blocks so the compiler vectorises them.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -70,14 +71,60 @@ void reduce_sources_dtype(Reduce op, const void* const* sources, int n, void* de
   }
 }
 
+#if defined(__x86_64__)
+// The f32 sum (or avg) of n sources into each of `outputs` outputs straight from
+// registers: each input line is loaded once and each output line stored once. The
+// portable loops below go through an L1 buffer in SSE2 and move half as much per core
+// (local all-reduce, 2 ranks, 16 MiB: 4.5-5.8 GB/s busbw buffered, 10.4-10.8 here).
+// Same operations in the same order as the portable loops, so the same bits.
+__attribute__((target("avx512f"))) void sum_to_all_avx512(const float* const* sources, int n, float* const* outs,
+                                                           int outputs, std::size_t count, bool average, bool stream) {
+  const __m512 divisor = _mm512_set1_ps(static_cast<float>(n));
+  std::size_t i = 0;
+  for (; i + 16 <= count; i += 16) {
+    __m512 acc = _mm512_loadu_ps(sources[0] + i);
+    for (int q = 1; q < n; ++q) acc = _mm512_add_ps(acc, _mm512_loadu_ps(sources[q] + i));
+    if (average) acc = _mm512_div_ps(acc, divisor);
+    for (int q = 0; q < outputs; ++q) {
+      if (stream) {
+        _mm512_stream_ps(outs[q] + i, acc);
+      } else {
+        _mm512_storeu_ps(outs[q] + i, acc);
+      }
+    }
+  }
+  for (; i < count; ++i) {
+    float acc = sources[0][i];
+    for (int q = 1; q < n; ++q) acc += sources[q][i];
+    if (average) acc /= static_cast<float>(n);
+    for (int q = 0; q < outputs; ++q) outs[q][i] = acc;
+  }
+}
+
+#endif
+
 template <Reduce Op>
 void combine_typed(const float* first, const float* second, float* out, std::size_t count) {
+#if defined(__x86_64__)
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (Op == Reduce::sum && avx512) {
+    const float* sources[2] = {first, second};
+    return sum_to_all_avx512(sources, 2, &out, 1, count, false, false);
+  }
+#endif
   for (std::size_t i = 0; i < count; ++i) out[i] = apply<Op>(first[i], second[i]);
 }
 
 }  // namespace
 
 void reduce_sources(DType dtype, Reduce op, const void* const* sources, int n, void* dest, std::size_t count) {
+#if defined(__x86_64__)
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512 && dtype == DType::f32 && (op == Reduce::sum || op == Reduce::avg)) {
+    float* out = static_cast<float*>(dest);
+    return sum_to_all_avx512(reinterpret_cast<const float* const*>(sources), n, &out, 1, count, op == Reduce::avg, false);
+  }
+#endif
   switch (dtype) {
     case DType::f32: return reduce_sources_dtype<DType::f32>(op, sources, n, dest, count);
     case DType::f16: return reduce_sources_dtype<DType::f16>(op, sources, n, dest, count);
@@ -107,6 +154,34 @@ void copy_out(unsigned char* dest, const unsigned char* source, std::size_t byte
   std::memcpy(dest, source, bytes);
 }
 
+#if defined(__x86_64__)
+// Takes the f32 sum/avg of reduce_to_all on AVX-512 machines; false leaves it to the
+// buffered path (other dtypes and ops, other CPUs, outputs whose alignments differ).
+bool fused_sum_to_all(DType dtype, Reduce op, const void* const* sources, int n, void* const* outs, std::size_t count,
+                      bool stream) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (!avx512 || dtype != DType::f32 || (op != Reduce::sum && op != Reduce::avg) || n > 64) return false;
+  const auto misalignment = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 64; };
+  for (int q = 1; q < n; ++q) {
+    if (misalignment(outs[q]) != misalignment(outs[0])) return false;
+  }
+  std::array<const float*, 64> from{};
+  std::array<float*, 64> to{};
+  // Scalar up to the first 64-byte boundary of the outputs, then whole lines.
+  const std::size_t head = std::min(count, (64 - misalignment(outs[0])) % 64 / sizeof(float));
+  for (std::size_t part = 0; part < 2; ++part) {
+    const std::size_t begin = part == 0 ? 0 : head;
+    for (int q = 0; q < n; ++q) {
+      from[q] = static_cast<const float*>(sources[q]) + begin;
+      to[q] = static_cast<float*>(outs[q]) + begin;
+    }
+    sum_to_all_avx512(from.data(), n, to.data(), n, part == 0 ? head : count - head, op == Reduce::avg, stream && part == 1);
+  }
+  if (stream) _mm_sfence();  // the streamed stores are visible before the ranks' closing barrier
+  return true;
+}
+#endif
+
 }  // namespace
 
 void reduce_to_all(DType dtype, Reduce op, const void* const* sources, int n, void* const* outs, std::size_t count,
@@ -115,6 +190,9 @@ void reduce_to_all(DType dtype, Reduce op, const void* const* sources, int n, vo
   alignas(64) unsigned char buffer[block * sizeof(float)];
   const std::size_t element = size_of(dtype);
   const bool stream = message_bytes >= streaming_bytes;
+#if defined(__x86_64__)
+  if (fused_sum_to_all(dtype, op, sources, n, outs, count, stream)) return;
+#endif
   std::vector<const void*> at(static_cast<std::size_t>(n));
   for (std::size_t start = 0; start < count; start += block) {
     const std::size_t length = std::min(block, count - start);
