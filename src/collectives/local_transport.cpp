@@ -39,7 +39,12 @@ struct Slot {
 
 class LocalGroup {
  public:
-  explicit LocalGroup(int size) : size_(size), arrivals_(static_cast<std::size_t>(size)) {
+  explicit LocalGroup(int size)
+      : size_(size),
+        // More ranks than cores: the rank waited for may be the one the spinning thread
+        // keeps off its core (4000 pauses are ~200 us here), so yield at once.
+        spins_(static_cast<unsigned>(size) > std::max(1u, std::thread::hardware_concurrency()) ? 0 : 4000),
+        arrivals_(static_cast<std::size_t>(size)) {
     for (auto& slots : slots_) slots.resize(static_cast<std::size_t>(size));
   }
   int size() const { return size_; }
@@ -70,7 +75,7 @@ class LocalGroup {
     for (std::uint64_t spin = 0;; ++spin) {
       if (done()) return;
       check_aborted(op);
-      if (spin < 4000) {
+      if (spin < spins_) {
         cpu_relax();
         continue;
       }
@@ -134,6 +139,7 @@ class LocalGroup {
   }
 
   const int size_;
+  const std::uint64_t spins_;
   alignas(64) std::atomic<int> arrived_{0};
   alignas(64) std::atomic<std::uint64_t> generation_{0};
   alignas(64) std::atomic<bool> aborted_{false};
