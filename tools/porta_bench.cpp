@@ -28,26 +28,6 @@
 
 namespace {
 
-// The first call (compiling kernels, allocating) is timed on its own and its output
-// checked; then calls until the time and count are reached.
-template <class Runner, class Reference>
-Result measure(Runner& runner, const Reference& reference, const Timing& timing) {
-  Result result;
-  double start = now_s();
-  runner();
-  result.first_call_s = now_s() - start;
-  result.check = reference.check(runner.output());
-  std::vector<double> times;
-  const double begin = now_s();
-  while (int(times.size()) < timing.min_calls || (now_s() - begin < timing.min_time_s && times.size() < 1000)) {
-    start = now_s();
-    runner();
-    times.push_back(now_s() - start);
-  }
-  summarise(std::move(times), result);
-  return result;
-}
-
 // References are computed once per case, when the first entry of the case runs.
 template <class Reference, class Case>
 const Reference& reference_for(const Case& c) {
@@ -57,13 +37,59 @@ const Reference& reference_for(const Case& c) {
   return *slot;
 }
 
+// An entry's start: builds the runner, times its first call and checks its output.
 template <class Runner, class Reference, class Case, class... Args>
-std::function<Result(const Timing&)> runner_for(const Case& c, Args... args) {
-  return [c, args...](const Timing& timing) {
+std::function<std::unique_ptr<Trial>()> trial_for(const Case& c, Args... args) {
+  return [c, args...]() {
     const Reference& reference = reference_for<Reference>(c);
-    Runner runner(c, args...);
-    return measure(runner, reference, timing);
+    auto runner = std::make_shared<Runner>(c, args...);
+    auto trial = std::make_unique<Trial>();
+    const double start = now_s();
+    (*runner)();
+    trial->first_call_s = now_s() - start;
+    trial->check = reference.check(runner->output());
+    trial->call = [runner] { (*runner)(); };
+    return trial;
   };
+}
+
+// Times the trials of one case in turn, a burst of calls each per round (at least a
+// quarter of the case's time, or one call), until each has its own time and count. The
+// machine is shared and its speed drifts over seconds: timed one after another, an anchor
+// measured a minute after porta met other conditions. Bursts rather than single calls,
+// and each burst's first call left out when more follow: the thread pools of the
+// implementation before (OpenBLAS's, PoCL's, oneTBB's) keep spinning for a while after
+// its last call and would slow the next one.
+std::vector<std::vector<double>> alternate(const std::vector<Trial*>& trials, const Timing& timing,
+                                           std::vector<std::string>& errors) {
+  std::vector<std::vector<double>> times(trials.size());
+  std::vector<double> spent(trials.size(), 0.0);
+  auto needs_more = [&](std::size_t k) {
+    if (trials[k] == nullptr || !errors[k].empty()) return false;
+    return int(times[k].size()) < timing.min_calls || (spent[k] < timing.min_time_s && times[k].size() < 1000);
+  };
+  const double burst_s = timing.min_time_s / 4;
+  for (bool more = true; more;) {
+    more = false;
+    for (std::size_t k = 0; k < trials.size(); ++k) {
+      if (!needs_more(k)) continue;
+      more = true;
+      const double burst_start = now_s();
+      std::vector<double> burst;
+      try {
+        do {
+          const double start = now_s();
+          trials[k]->call();
+          burst.push_back(now_s() - start);
+        } while (now_s() - burst_start < burst_s && int(times[k].size() + burst.size()) <= timing.min_calls + 1000);
+      } catch (const porta::Error& error) {
+        errors[k] = error.what();
+      }
+      spent[k] += now_s() - burst_start;
+      times[k].insert(times[k].end(), burst.begin() + (burst.size() > 1 ? 1 : 0), burst.end());
+    }
+  }
+  return times;
 }
 
 struct Suite {
@@ -92,21 +118,21 @@ Suite standard_suite(bool quick) {
 std::vector<Entry> entries_for(const Suite& suite, const std::vector<porta::Device>& devices) {
   std::vector<Entry> entries;
   auto add = [&](const std::string& op, const std::string& family, const auto& c, const std::string& device,
-                 const std::string& impl, std::function<Result(const Timing&)> run) {
-    entries.push_back({op, family, c.label(), device, impl, entries.size(), c.flops(), c.bytes(), 0, std::move(run)});
+                 const std::string& impl, std::function<std::unique_ptr<Trial>()> start) {
+    entries.push_back({op, family, c.label(), device, impl, entries.size(), c.flops(), c.bytes(), 0, {}, std::move(start)});
   };
   for (const MatmulCase& c : suite.matmul) {
 #ifdef PORTA_BENCH_OPENBLAS
-    add("matmul", "matmul", c, "cpu", "openblas", runner_for<OpenblasMatmul, MatmulReference>(c));
+    add("matmul", "matmul", c, "cpu", "openblas", trial_for<OpenblasMatmul, MatmulReference>(c));
 #endif
     for (const porta::Device& device : devices) {
       add("matmul", "matmul", c, device.id(), "porta",
-          runner_for<PortaMatmul, MatmulReference>(c, device, std::string("auto")));
+          trial_for<PortaMatmul, MatmulReference>(c, device, std::string("auto")));
     }
 #ifdef PORTA_BENCH_CLBLAST
     for (const porta::Device& device : devices) {
       if (device.info().backend == porta::BackendKind::opencl && device.info().index == 0) {
-        add("matmul", "matmul", c, device.id(), "clblast", runner_for<ClblastMatmul, MatmulReference>(c));
+        add("matmul", "matmul", c, device.id(), "clblast", trial_for<ClblastMatmul, MatmulReference>(c));
       }
     }
 #endif
@@ -114,14 +140,14 @@ std::vector<Entry> entries_for(const Suite& suite, const std::vector<porta::Devi
   for (const AttentionCase& c : suite.attention) {
     const std::string family = "attention " + c.direction();
 #ifdef PORTA_BENCH_OPENBLAS
-    add("attention", family, c, "cpu", "openblas", runner_for<OpenblasAttention, AttentionReference>(c));
+    add("attention", family, c, "cpu", "openblas", trial_for<OpenblasAttention, AttentionReference>(c));
 #endif
     for (const porta::Device& device : devices) {
       add("attention", family, c, device.id(), "porta",
-          runner_for<PortaAttention, AttentionReference>(c, device, std::string("auto")));
+          trial_for<PortaAttention, AttentionReference>(c, device, std::string("auto")));
       if (!c.backward) {  // porta's own three-step baseline on the device
         add("attention", family, c, device.id(), "unfused",
-            runner_for<PortaAttention, AttentionReference>(c, device, std::string("unfused")));
+            trial_for<PortaAttention, AttentionReference>(c, device, std::string("unfused")));
       }
     }
   }
@@ -372,27 +398,75 @@ int main(int argc, char** argv) {
     std::vector<Result> results;
     std::map<std::string, double> rate;  // each implementation's last rate per op family, work per second
     const double start = now_s();
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-      const Entry& e = entries[i];
-      std::fprintf(stderr, "[%3zu/%zu] %-9s %-36s %-9s %-8s ", i + 1, entries.size(), e.op.c_str(), e.case_label.c_str(),
-                   e.device.c_str(), e.impl.c_str());
-      const std::string key = e.family + "|" + e.device + "|" + e.impl;
-      Result result;
-      if (rate.count(key) != 0 && e.work / rate[key] > timing.max_call_s) {
-        result.error = format("skipped: about %.0f s per call from the last case's rate (--max-call %.0f)",
-                              e.work / rate[key], timing.max_call_s);
-      } else {
-        try {
-          result = e.run(timing);
-          rate[key] = e.work / result.median_s;
-        } catch (const porta::Error& error) {
-          result.error = error.what();
-        }
-      }
+    auto finish = [&](const Entry& e, Result result) {
       result.op = e.op, result.case_label = e.case_label, result.device = e.device, result.impl = e.impl;
       result.work = e.work, result.bytes = e.bytes, result.ranks = e.ranks, result.sequence = e.sequence;
-      print_progress(result);
-      results.push_back(result);
+      if (result.ran()) rate[e.family + "|" + e.device + "|" + e.impl] = e.work / result.median_s;
+      return result;
+    };
+    // Why an entry is skipped: predicted from its last case's rate to take too long.
+    auto too_slow = [&](const Entry& e) -> std::string {
+      const std::string key = e.family + "|" + e.device + "|" + e.impl;
+      if (rate.count(key) == 0 || e.work / rate[key] <= timing.max_call_s) return "";
+      return format("skipped: about %.0f s per call from the last case's rate (--max-call %.0f)", e.work / rate[key],
+                    timing.max_call_s);
+    };
+    auto progress = [&](std::size_t i, const Entry& e) {
+      std::fprintf(stderr, "[%3zu/%zu] %-9s %-36s %-9s %-8s ", i + 1, entries.size(), e.op.c_str(), e.case_label.c_str(),
+                   e.device.c_str(), e.impl.c_str());
+    };
+    for (std::size_t i = 0; i < entries.size();) {
+      if (!entries[i].start) {  // measures itself
+        const Entry& e = entries[i];
+        progress(i, e);
+        Result result;
+        result.error = too_slow(e);
+        if (result.ran()) {
+          try {
+            result = e.run(timing);
+          } catch (const porta::Error& error) {
+            result.error = error.what();
+          }
+        }
+        results.push_back(finish(e, result));
+        print_progress(results.back());
+        ++i;
+        continue;
+      }
+      // The implementations of one case: started one by one, then timed in turn.
+      std::size_t end = i + 1;
+      while (end < entries.size() && entries[end].start && entries[end].op == entries[i].op &&
+             entries[end].case_label == entries[i].case_label) {
+        ++end;
+      }
+      std::vector<std::unique_ptr<Trial>> trials(end - i);
+      std::vector<std::string> errors(end - i);
+      for (std::size_t k = 0; k < trials.size(); ++k) {
+        errors[k] = too_slow(entries[i + k]);
+        if (!errors[k].empty()) continue;
+        try {
+          trials[k] = entries[i + k].start();
+        } catch (const porta::Error& error) {
+          errors[k] = error.what();
+        }
+      }
+      std::vector<Trial*> ready;
+      for (auto& trial : trials) ready.push_back(trial.get());
+      std::vector<std::vector<double>> times = alternate(ready, timing, errors);
+      for (std::size_t k = 0; k < trials.size(); ++k) {
+        Result result;
+        result.error = errors[k];
+        if (result.ran()) {
+          result.first_call_s = trials[k]->first_call_s;
+          result.check = trials[k]->check;
+          summarise(std::move(times[k]), result);
+        }
+        trials[k].reset();  // device memory back before the next case
+        results.push_back(finish(entries[i + k], result));
+        progress(i + k, entries[i + k]);
+        print_progress(results.back());
+      }
+      i = end;
     }
     if (run_mpi) {
       for (Result& result : run_mpi_allreduce(quick, device_filters, shape_filters, timing)) {

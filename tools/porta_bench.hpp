@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,13 +40,25 @@ struct Result {
   }
 };
 
-// One implementation of one case on one device, to be run when its turn comes.
+// One implementation of one case, made ready: its first call (compilation, allocation)
+// timed and its output checked; `call` runs it again.
+struct Trial {
+  std::function<void()> call;
+  double first_call_s = NAN;
+  Check check;
+};
+
+// One implementation of one case on one device, to be run when its turn comes: either
+// `start`, whose trials porta-bench calls in turn with the case's other implementations
+// so that every ratio is taken under the same conditions, or `run`, which measures
+// itself (the all-reduce's batches of threads).
 struct Entry {
   std::string op, family, case_label, device, impl;
   std::size_t sequence = 0;
   double work = 0, bytes = 0;
   int ranks = 0;
   std::function<Result(const Timing&)> run;
+  std::function<std::unique_ptr<Trial>()> start;
 };
 
 inline double now_s() {

@@ -73,7 +73,7 @@ std::vector<Entry> allreduce_entries(bool quick, const std::vector<porta::Device
             timing);
       };
       entries.push_back({"allreduce", "allreduce", label(bytes, "local"), device.id(), "porta", entries.size(),
-                         double(bytes), double(bytes), kRanks, run});
+                         double(bytes), double(bytes), kRanks, run, {}});
     }
   }
   return entries;
