@@ -22,6 +22,7 @@ using Microkernel = void (*)(std::size_t kc, const float* a, const float* b, con
 
 // The microkernel for this cpu and the cache blocks that suit it.
 struct MicrokernelShape {
+  static constexpr std::size_t max_mr = 16, max_nr = 64;  // what packing leaves room for
   std::size_t mr, nr;      // register block
   std::size_t kc, mc, nc;  // cache blocks: mc x kc of A in L2, each kc x nr sliver of B reused by mc / mr microkernels
   Microkernel kernel;

@@ -43,6 +43,25 @@ void convert_run(const void* base, uint dtype, std::size_t index, std::size_t co
   }
 }
 
+// out[q * width + j] = rows[j][q] for q < kc and j < width, 0 where j >= valid: packing's
+// transpose for f32, 16 steps of k at a time, so the 16 floats read from each row are
+// one cache line and the tile written (16 x width) stays in L1.
+void interleave_rows(const float* const* rows, std::size_t valid, std::size_t width, std::size_t kc, float* out) {
+  constexpr std::size_t step = 16;
+  for (std::size_t q0 = 0; q0 < kc; q0 += step) {
+    const std::size_t steps = std::min(step, kc - q0);
+    for (std::size_t j = 0; j < width; ++j) {
+      float* column = out + q0 * width + j;
+      if (j >= valid) {
+        for (std::size_t q = 0; q < steps; ++q) column[q * width] = 0.0f;
+        continue;
+      }
+      const float* row = rows[j] + q0;
+      for (std::size_t q = 0; q < steps; ++q) column[q * width] = row[q];
+    }
+  }
+}
+
 // One batch item's operands: where op(A) and op(B) start.
 struct Operands {
   const void* a;
@@ -58,7 +77,11 @@ void pack_a(const Operands& x, std::size_t i0, std::size_t rows, std::size_t q0,
   for (std::size_t s = 0; s < rows; s += mr) {
     const std::size_t valid = std::min(mr, rows - s);
     float* sliver = out + s * kc;
-    if (!p.trans_a) {  // rows of A are contiguous along k
+    if (!p.trans_a && p.ab_dtype == PORTA_DTYPE_F32) {  // rows of A are contiguous along k
+      const float* starts[MicrokernelShape::max_mr];
+      for (std::size_t r = 0; r < valid; ++r) starts[r] = static_cast<const float*>(x.a) + x.a_base + (i0 + s + r) * p.lda + q0;
+      interleave_rows(starts, valid, mr, kc, sliver);
+    } else if (!p.trans_a) {
       for (std::size_t r = 0; r < mr; ++r) {
         if (r < valid) convert_run(x.a, p.ab_dtype, x.a_base + (i0 + s + r) * p.lda + q0, kc, run);
         for (std::size_t q = 0; q < kc; ++q) sliver[q * mr + r] = r < valid ? run[q] : 0.0f;
@@ -86,7 +109,11 @@ void pack_b(const Operands& x, std::size_t q0, std::size_t kc, std::size_t j0, s
         convert_run(x.b, p.ab_dtype, x.b_base + (q0 + q) * p.ldb + j0 + first, valid, sliver + q * nr);
         for (std::size_t j = valid; j < nr; ++j) sliver[q * nr + j] = 0.0f;
       }
-    } else {  // B^T: each column of op(B) is contiguous along k
+    } else if (p.ab_dtype == PORTA_DTYPE_F32) {  // B^T: each column of op(B) is contiguous along k
+      const float* columns[MicrokernelShape::max_nr];
+      for (std::size_t j = 0; j < valid; ++j) columns[j] = static_cast<const float*>(x.b) + x.b_base + (j0 + first + j) * p.ldb + q0;
+      interleave_rows(columns, valid, nr, kc, sliver);
+    } else {
       thread_local std::vector<float> run;
       run.resize(kc);
       for (std::size_t j = 0; j < nr; ++j) {
