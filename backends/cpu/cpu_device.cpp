@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "backends/discover.hpp"
+#include "common/cpu_isa.hpp"
 #include "common/cpu_kernels.hpp"
 #include "porta/error.hpp"
 
@@ -53,8 +54,11 @@ std::string cpu_vendor() {
 }
 
 std::uint32_t simd_floats() {
-  if (__builtin_cpu_supports("avx512f")) return 16;
-  if (__builtin_cpu_supports("avx2")) return 8;
+  switch (kernels::cpu::cpu_isa()) {
+    case kernels::cpu::CpuIsa::avx512: return 16;
+    case kernels::cpu::CpuIsa::avx2: return 8;
+    case kernels::cpu::CpuIsa::portable: break;
+  }
   return 4;
 }
 
@@ -84,7 +88,7 @@ class CpuDevice final : public Device, public std::enable_shared_from_this<CpuDe
     info_.name = cpu_model_name();
     info_.vendor = cpu_vendor();
     info_.driver = "porta cpu, oneTBB " + std::to_string(TBB_VERSION_MAJOR) + "." + std::to_string(TBB_VERSION_MINOR) +
-                   ", " + std::to_string(threads) + " threads";
+                   ", " + std::to_string(threads) + " threads, " + kernels::cpu::cpu_isa_name(kernels::cpu::cpu_isa());
     info_.memory_bytes = static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
     info_.max_allocation_bytes = info_.memory_bytes;
     info_.compute_units = static_cast<std::uint32_t>(threads);

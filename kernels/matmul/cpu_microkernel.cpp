@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include "common/cpu_isa.hpp"
+
 namespace porta::kernels::cpu {
 
 namespace {
@@ -121,9 +123,11 @@ void microkernel_portable(std::size_t kc, const float* a, const float* b, const 
 
 const MicrokernelShape& cpu_microkernel() {
   static const MicrokernelShape shape = [] {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return MicrokernelShape{12, 32, 768, 48, 2048, microkernel_avx512};
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return MicrokernelShape{6, 16, 256, 120, 2048, microkernel_avx2};
+    switch (cpu_isa()) {
+      case CpuIsa::avx512: return MicrokernelShape{12, 32, 768, 48, 2048, microkernel_avx512};
+      case CpuIsa::avx2: return MicrokernelShape{6, 16, 256, 120, 2048, microkernel_avx2};
+      case CpuIsa::portable: break;
+    }
     return MicrokernelShape{4, 16, 256, 128, 2048, microkernel_portable};
   }();
   return shape;

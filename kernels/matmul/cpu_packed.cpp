@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/cpu_access.hpp"
+#include "common/cpu_isa.hpp"
 #include "common/cpu_kernels.hpp"
 #include "common/gelu.h"
 #include "matmul/cpu_microkernel.hpp"
@@ -36,7 +37,7 @@ void convert_run(const void* base, uint dtype, std::size_t index, std::size_t co
     const std::uint16_t* in = static_cast<const std::uint16_t*>(base) + index;
     for (std::size_t i = 0; i < count; ++i) out[i] = std::bit_cast<float>(std::uint32_t(in[i]) << 16);
   } else {
-    static const bool f16c = __builtin_cpu_supports("f16c");
+    static const bool f16c = cpu_isa() != CpuIsa::portable && __builtin_cpu_supports("f16c");
     const std::uint16_t* in = static_cast<const std::uint16_t*>(base) + index;
     if (f16c) return half_run_f16c(in, count, out);
     for (std::size_t i = 0; i < count; ++i) out[i] = porta_as_float(porta_f16_to_f32_bits(in[i]));
