@@ -64,6 +64,7 @@ __attribute__((target("avx2,fma"))) void microkernel_avx2(std::size_t kc, const 
                                                           const TileOutput& out) {
   constexpr int mr = 6;
   __m256 c[mr][2];
+#pragma GCC unroll 6
   for (int r = 0; r < mr; ++r) c[r][0] = c[r][1] = _mm256_setzero_ps();
   for (std::size_t p = 0; p < kc; ++p) {
     const __m256 b0 = _mm256_load_ps(b + p * 16);
@@ -76,6 +77,7 @@ __attribute__((target("avx2,fma"))) void microkernel_avx2(std::size_t kc, const 
     }
   }
   if (out.c == nullptr) {
+#pragma GCC unroll 6
     for (int r = 0; r < mr; ++r) {
       _mm256_store_ps(out.acc + r * 16, c[r][0]);
       _mm256_store_ps(out.acc + r * 16 + 8, c[r][1]);
@@ -85,6 +87,7 @@ __attribute__((target("avx2,fma"))) void microkernel_avx2(std::size_t kc, const 
   const __m256 alpha = _mm256_set1_ps(out.alpha), scale = _mm256_set1_ps(out.c_scale);
   const __m256 bias0 = out.bias ? _mm256_loadu_ps(out.bias) : _mm256_setzero_ps();
   const __m256 bias1 = out.bias ? _mm256_loadu_ps(out.bias + 8) : _mm256_setzero_ps();
+#pragma GCC unroll 6
   for (int r = 0; r < mr; ++r) {
     float* row = out.c + r * out.ldc;
     __m256 v0 = _mm256_fmadd_ps(alpha, c[r][0], bias0), v1 = _mm256_fmadd_ps(alpha, c[r][1], bias1);
