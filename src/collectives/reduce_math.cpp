@@ -73,6 +73,8 @@ void reduce_sources_dtype(Reduce op, const void* const* sources, int n, void* de
 }
 
 #if defined(__x86_64__)
+bool use_avx512() { return kernels::cpu::cpu_isa() == kernels::cpu::CpuIsa::avx512; }
+
 // The f32 sum (or avg) of n sources into each of `outputs` outputs straight from
 // registers: each input line is loaded once and each output line stored once. The
 // portable loops below go through an L1 buffer in SSE2 and move half as much per core
@@ -107,8 +109,7 @@ __attribute__((target("avx512f"))) void sum_to_all_avx512(const float* const* so
 template <Reduce Op>
 void combine_typed(const float* first, const float* second, float* out, std::size_t count) {
 #if defined(__x86_64__)
-  static const bool avx512 = kernels::cpu::cpu_isa() == kernels::cpu::CpuIsa::avx512;
-  if (Op == Reduce::sum && avx512) {
+  if (Op == Reduce::sum && use_avx512()) {
     const float* sources[2] = {first, second};
     return sum_to_all_avx512(sources, 2, &out, 1, count, false, false);
   }
@@ -120,8 +121,7 @@ void combine_typed(const float* first, const float* second, float* out, std::siz
 
 void reduce_sources(DType dtype, Reduce op, const void* const* sources, int n, void* dest, std::size_t count) {
 #if defined(__x86_64__)
-  static const bool avx512 = kernels::cpu::cpu_isa() == kernels::cpu::CpuIsa::avx512;
-  if (avx512 && dtype == DType::f32 && (op == Reduce::sum || op == Reduce::avg)) {
+  if (use_avx512() && dtype == DType::f32 && (op == Reduce::sum || op == Reduce::avg)) {
     float* out = static_cast<float*>(dest);
     return sum_to_all_avx512(reinterpret_cast<const float* const*>(sources), n, &out, 1, count, op == Reduce::avg, false);
   }
@@ -160,8 +160,7 @@ void copy_out(unsigned char* dest, const unsigned char* source, std::size_t byte
 // buffered path (other dtypes and ops, other CPUs, outputs whose alignments differ).
 bool fused_sum_to_all(DType dtype, Reduce op, const void* const* sources, int n, void* const* outs, std::size_t count,
                       bool stream) {
-  static const bool avx512 = kernels::cpu::cpu_isa() == kernels::cpu::CpuIsa::avx512;
-  if (!avx512 || dtype != DType::f32 || (op != Reduce::sum && op != Reduce::avg) || n > 64) return false;
+  if (!use_avx512() || dtype != DType::f32 || (op != Reduce::sum && op != Reduce::avg) || n > 64) return false;
   const auto misalignment = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 64; };
   for (int q = 1; q < n; ++q) {
     if (misalignment(outs[q]) != misalignment(outs[0])) return false;
