@@ -64,9 +64,10 @@ std::vector<std::vector<double>> alternate(const std::vector<Trial*>& trials, co
                                            std::vector<std::string>& errors) {
   std::vector<std::vector<double>> times(trials.size());
   std::vector<double> spent(trials.size(), 0.0);
+  constexpr std::size_t max_calls = 1000;
   auto needs_more = [&](std::size_t k) {
     if (trials[k] == nullptr || !errors[k].empty()) return false;
-    return int(times[k].size()) < timing.min_calls || (spent[k] < timing.min_time_s && times[k].size() < 1000);
+    return int(times[k].size()) < timing.min_calls || (spent[k] < timing.min_time_s && times[k].size() < max_calls);
   };
   const double burst_s = timing.min_time_s / 4;
   for (bool more = true; more;) {
@@ -81,7 +82,7 @@ std::vector<std::vector<double>> alternate(const std::vector<Trial*>& trials, co
           const double start = now_s();
           trials[k]->call();
           burst.push_back(now_s() - start);
-        } while (now_s() - burst_start < burst_s && int(times[k].size() + burst.size()) <= timing.min_calls + 1000);
+        } while (now_s() - burst_start < burst_s && times[k].size() + burst.size() < max_calls);
       } catch (const porta::Error& error) {
         errors[k] = error.what();
       }
@@ -398,15 +399,16 @@ int main(int argc, char** argv) {
     std::vector<Result> results;
     std::map<std::string, double> rate;  // each implementation's last rate per op family, work per second
     const double start = now_s();
+    auto rate_key = [](const Entry& e) { return e.family + "|" + e.device + "|" + e.impl; };
     auto finish = [&](const Entry& e, Result result) {
       result.op = e.op, result.case_label = e.case_label, result.device = e.device, result.impl = e.impl;
       result.work = e.work, result.bytes = e.bytes, result.ranks = e.ranks, result.sequence = e.sequence;
-      if (result.ran()) rate[e.family + "|" + e.device + "|" + e.impl] = e.work / result.median_s;
+      if (result.ran()) rate[rate_key(e)] = e.work / result.median_s;
       return result;
     };
     // Why an entry is skipped: predicted from its last case's rate to take too long.
     auto too_slow = [&](const Entry& e) -> std::string {
-      const std::string key = e.family + "|" + e.device + "|" + e.impl;
+      const std::string key = rate_key(e);
       if (rate.count(key) == 0 || e.work / rate[key] <= timing.max_call_s) return "";
       return format("skipped: about %.0f s per call from the last case's rate (--max-call %.0f)", e.work / rate[key],
                     timing.max_call_s);
