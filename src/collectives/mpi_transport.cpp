@@ -254,7 +254,7 @@ class MpiRank final : public CommunicatorImpl {
         static_cast<std::size_t>(tail_received) != floats - head) {
       return;
     }
-    // The head arrives after the header, at an offset that need not suit floats.
+    // The head's floats sit in a byte buffer behind the header: copied out, not cast.
     float* head_payload = buffer(scratch_, head);
     std::memcpy(head_payload, head_in_.data() + header_bytes, head * sizeof(float));
     merge(op, head_payload, state.payload, head, replace, peer_first);
