@@ -64,9 +64,10 @@ class PORTA_API Communicator {
   void abort(const std::string& reason) const;
 
   // Which all-reduce algorithm this communicator uses for `bytes` per rank ("direct",
-  // "ring", "doubling", "mpi"); $PORTA_ALLREDUCE_ALGO overrides the choice.
+  // "ring", "doubling", "mpi"); $PORTA_ALLREDUCE_ALGO overrides the choice. Partial sums
+  // travel as f32, so for f16/bf16 tensors pass 4 bytes per element.
   std::string all_reduce_algorithm(std::size_t bytes) const;
-  // What the MPI transport's automatic choice is for `ranks` ranks and `bytes` per rank:
+  // What the MPI transport's automatic choice is for `ranks` ranks and `bytes` (of f32) per rank:
   // the α–β model fitted on Open MPI here (docs/collectives.md), for planning at scale.
   static std::string mpi_all_reduce_algorithm(int ranks, std::size_t bytes);
 

@@ -73,8 +73,9 @@ void doubling_all_reduce(PointToPoint& p2p, Reduce op, float* data, std::size_t 
 
 // "ring" or "doubling", whichever the alpha-beta model (docs/collectives.md) predicts
 // faster for `bytes` per rank on `ranks` ranks, with alpha, beta and gamma fitted to
-// MPI runs on one host; tools/allreduce-sim evaluates the same formulas. `bytes` are
-// the f32 bytes that travel. The MPI transport's header exchange is counted: it takes
+// MPI runs on one host; tools/allreduce-sim evaluates the same formulas, less the
+// header term. `bytes` are the f32 bytes that travel. The MPI transport's header exchange
+// is counted: it takes
 // the doubling's message pattern, and a doubling of up to header_payload_bytes travels
 // inside it at no extra round.
 std::string cheaper_all_reduce(int ranks, std::size_t bytes);
