@@ -97,8 +97,11 @@ inline constexpr MatmulTableEntry matmul_table[] = {
     // PoCL 3.1 / LLVM 15 on a 2-core Xeon (Sapphire Rapids, AVX-512), porta-opencl-tuner:
     // 6 x 64 in 24 float16 accumulators, 16 row blocks stepping k by 128 together.
     {CL_DEVICE_TYPE_CPU, "", "skylake-avx512", {MatmulKernel::packed, {6, 16, 4, 16, 1, 128}, {}}},
-    // Other CPU devices (PoCL on AVX2 machines): 6 x 16 in twelve float8 accumulators.
-    {CL_DEVICE_TYPE_CPU, "", "", {MatmulKernel::packed, {6, 8, 2, 16, 1, 0}, {}}},
+    // Other CPU devices (PoCL on AVX2 machines): 6 x 16 in twelve float8 accumulators,
+    // 16 row blocks stepping k by 256 together. porta-opencl-tuner on PoCL 3.1 / LLVM 15,
+    // 2-core AMD EPYC (Zen3): 134 / 151 GFLOP/s at 1024 / 2048 against 76 / 80 for the
+    // whole k per item (kc = 0).
+    {CL_DEVICE_TYPE_CPU, "", "", {MatmulKernel::packed, {6, 8, 2, 16, 1, 256}, {}}},
     // Discrete GPUs with wide register files: 128 x 128 tiles, 8 x 8 outputs per item.
     {CL_DEVICE_TYPE_GPU, "nvidia", "", {MatmulKernel::tiled, {}, {128, 128, 16, 16, 16, 4, 4}}},
     {CL_DEVICE_TYPE_GPU, "advanced micro devices", "", {MatmulKernel::tiled, {}, {128, 128, 16, 16, 16, 4, 4}}},
