@@ -101,16 +101,39 @@ void pack_b(const Operands& x, std::size_t q0, std::size_t kc, std::size_t j0, s
             float* out) {
   const MatmulParams& p = *x.p;
   const std::size_t slivers = (cols + nr - 1) / nr;
+  if (!p.trans_b) {
+    // Rows of B are contiguous along n: each task walks down the rows, copying a run of
+    // 8 slivers' width from each, so the reads stream through whole rows instead of
+    // taking one cache line from each of kc rows per sliver (at 1024^3 on Zen3, packing
+    // one line per row cost 5% of the matmul).
+    constexpr std::size_t group = 8;
+    tbb::parallel_for(std::size_t(0), (slivers + group - 1) / group, [&](std::size_t g) {
+      const std::size_t s0 = g * group, s1 = std::min(slivers, s0 + group);
+      const std::size_t width = std::min(cols, s1 * nr) - s0 * nr;
+      thread_local std::vector<float> run;
+      run.resize(width);
+      for (std::size_t q = 0; q < kc; ++q) {
+        const std::size_t row = x.b_base + (q0 + q) * p.ldb + j0 + s0 * nr;
+        const float* source = static_cast<const float*>(x.b) + row;
+        if (p.ab_dtype != PORTA_DTYPE_F32) {
+          convert_run(x.b, p.ab_dtype, row, width, run.data());
+          source = run.data();
+        }
+        for (std::size_t s = s0; s < s1; ++s) {
+          const std::size_t first = (s - s0) * nr, valid = std::min(nr, width - first);
+          float* sliver_row = out + s * nr * kc + q * nr;
+          for (std::size_t j = 0; j < valid; ++j) sliver_row[j] = source[first + j];
+          for (std::size_t j = valid; j < nr; ++j) sliver_row[j] = 0.0f;
+        }
+      }
+    });
+    return;
+  }
   tbb::parallel_for(std::size_t(0), slivers, [&](std::size_t s) {
     const std::size_t first = s * nr;
     const std::size_t valid = std::min(nr, cols - first);
     float* sliver = out + first * kc;
-    if (!p.trans_b) {  // rows of B are contiguous along n
-      for (std::size_t q = 0; q < kc; ++q) {
-        convert_run(x.b, p.ab_dtype, x.b_base + (q0 + q) * p.ldb + j0 + first, valid, sliver + q * nr);
-        for (std::size_t j = valid; j < nr; ++j) sliver[q * nr + j] = 0.0f;
-      }
-    } else if (p.ab_dtype == PORTA_DTYPE_F32) {  // B^T: each column of op(B) is contiguous along k
+    if (p.ab_dtype == PORTA_DTYPE_F32) {  // B^T: each column of op(B) is contiguous along k
       const float* columns[MicrokernelShape::max_nr];
       for (std::size_t j = 0; j < valid; ++j) columns[j] = static_cast<const float*>(x.b) + x.b_base + (j0 + first + j) * p.ldb + q0;
       interleave_rows(columns, valid, nr, kc, sliver);
