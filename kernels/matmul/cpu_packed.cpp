@@ -89,8 +89,15 @@ void pack_a(const Operands& x, std::size_t i0, std::size_t rows, std::size_t q0,
       }
     } else {  // A^T: for each k, the sliver's rows are contiguous
       for (std::size_t q = 0; q < kc; ++q) {
-        convert_run(x.a, p.ab_dtype, x.a_base + (q0 + q) * p.lda + i0 + s, valid, sliver + q * mr);
-        for (std::size_t r = valid; r < mr; ++r) sliver[q * mr + r] = 0.0f;
+        const std::size_t index = x.a_base + (q0 + q) * p.lda + i0 + s;
+        float* step = sliver + q * mr;
+        if (p.ab_dtype == PORTA_DTYPE_F32) {  // a few floats: a call to memcpy each cost 2.5% at 2048^3 (tn)
+          const float* source = static_cast<const float*>(x.a) + index;
+          for (std::size_t r = 0; r < valid; ++r) step[r] = source[r];
+        } else {
+          convert_run(x.a, p.ab_dtype, index, valid, step);
+        }
+        for (std::size_t r = valid; r < mr; ++r) step[r] = 0.0f;
       }
     }
   }
