@@ -592,23 +592,19 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
     const cl_mem packed_a = scratch(pack_a_, bytes_a);
     const cl_mem packed_b = scratch(pack_b_, bytes_b);
 
-    // One element per item over (k, rows) or (rows, k), whichever the source has contiguous
-    // first (see opencl_packed.cl), in 16 x 16 groups.
-    auto launch_pack = [&](cl_kernel pack, cl_mem source, cl_mem packed, std::size_t rows, std::size_t batches,
-                           bool along_k) {
+    // One tile of kPackSteps steps of k by one panel per item (see opencl_packed.cl).
+    auto launch_pack = [&](cl_kernel pack, cl_mem source, cl_mem packed, std::size_t panels, std::size_t batches) {
+      constexpr std::size_t kPackSteps = 16;  // PORTA_PACK_STEPS
       set_buffers(pack, {source, packed});
       set_params(pack, 2, p);
-      const std::size_t limit = local_size(pack, 256);
-      std::size_t local[3] = {std::min<std::size_t>(16, limit), std::min<std::size_t>(16, max_work_items_y_), 1};
-      while (local[1] > 1 && local[0] * local[1] > limit) local[1] /= 2;
-      const std::size_t x = along_k ? p.k : rows;
-      const std::size_t y = along_k ? rows : p.k;
-      const std::size_t global[3] = {round_up(x, local[0]), round_up(y, local[1]), batches};
+      const std::size_t blocks = (p.k + kPackSteps - 1) / kPackSteps;
+      const std::size_t local[3] = {std::min<std::size_t>({16, local_size(pack, 256), blocks}), 1, 1};
+      const std::size_t global[3] = {round_up(blocks, local[0]), panels, batches};
       check(clEnqueueNDRangeKernel(queue_, pack, 3, nullptr, global, local, 0, nullptr, nullptr),
             "clEnqueueNDRangeKernel", info_.id());
     };
-    launch_pack(pack_a, a, packed_a, panels_m * t.mr, batches_a, p.trans_a == 0);
-    launch_pack(pack_b, b, packed_b, panels_n * nr, batches_b, p.trans_b != 0);
+    launch_pack(pack_a, a, packed_a, panels_m, batches_a);
+    launch_pack(pack_b, b, packed_b, panels_n, batches_b);
 
     set_buffers(compute, {packed_a, packed_b, bias, c});
     set_params(compute, 4, p);
