@@ -36,16 +36,9 @@
 // zero for valid <= w < width (the panel's rows or columns past the matrix).
 PORTA_FN void porta_pack_tile(__global const uchar* source, uint dtype, size_t base, size_t k_step,
                               size_t w_step, uint steps, uint valid, uint width, __global float* out) {
-  if (dtype == PORTA_DTYPE_F32) {
-    __global const float* from = (__global const float*)source + base;
-    for (uint q = 0; q < steps; ++q) {
-      for (uint w = 0; w < width; ++w) out[q * width + w] = w < valid ? from[q * k_step + w * w_step] : 0.0f;
-    }
-  } else {
-    for (uint q = 0; q < steps; ++q) {
-      for (uint w = 0; w < width; ++w) {
-        out[q * width + w] = w < valid ? porta_cl_load(source, dtype, base + q * k_step + w * w_step) : 0.0f;
-      }
+  for (uint q = 0; q < steps; ++q) {
+    for (uint w = 0; w < width; ++w) {
+      out[q * width + w] = w < valid ? porta_cl_load(source, dtype, base + q * k_step + w * w_step) : 0.0f;
     }
   }
 }
