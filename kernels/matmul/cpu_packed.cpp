@@ -117,8 +117,8 @@ void pack_b(const Operands& x, std::size_t q0, std::size_t kc, std::size_t j0, s
     tbb::parallel_for(std::size_t(0), (slivers + group - 1) / group, [&](std::size_t g) {
       const std::size_t s0 = g * group, s1 = std::min(slivers, s0 + group);
       const std::size_t width = std::min(cols, s1 * nr) - s0 * nr;
-      thread_local std::vector<float> run;
-      run.resize(width);
+      thread_local std::vector<float> run;  // 16-bit operands, converted to f32 first
+      if (p.ab_dtype != PORTA_DTYPE_F32) run.resize(width);
       for (std::size_t q = 0; q < kc; ++q) {
         const std::size_t row = x.b_base + (q0 + q) * p.ldb + j0 + s0 * nr;
         const float* source = static_cast<const float*>(x.b) + row;
