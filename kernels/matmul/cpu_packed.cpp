@@ -63,6 +63,15 @@ void interleave_rows(const float* const* rows, std::size_t valid, std::size_t wi
   }
 }
 
+// out[0, width) = in[0, valid) then zeros: one row of a packed sliver. The widths the
+// microkernels use get a fixed-size copy the compiler inlines.
+inline void copy_padded(const float* in, std::size_t valid, std::size_t width, float* out) {
+  if (valid == 16 && width == 16) return static_cast<void>(std::memcpy(out, in, 16 * sizeof(float)));
+  if (valid == 32 && width == 32) return static_cast<void>(std::memcpy(out, in, 32 * sizeof(float)));
+  for (std::size_t j = 0; j < valid; ++j) out[j] = in[j];
+  for (std::size_t j = valid; j < width; ++j) out[j] = 0.0f;
+}
+
 // One batch item's operands: where op(A) and op(B) start.
 struct Operands {
   const void* a;
@@ -109,28 +118,24 @@ void pack_b(const Operands& x, std::size_t q0, std::size_t kc, std::size_t j0, s
   const MatmulParams& p = *x.p;
   const std::size_t slivers = (cols + nr - 1) / nr;
   if (!p.trans_b) {
-    // Rows of B are contiguous along n: each task walks down the rows, copying a run of
-    // 8 slivers' width from each, so the reads stream through whole rows instead of
-    // taking one cache line from each of kc rows per sliver (at 1024^3 on Zen3, packing
-    // one line per row cost 5% of the matmul).
-    constexpr std::size_t group = 8;
-    tbb::parallel_for(std::size_t(0), (slivers + group - 1) / group, [&](std::size_t g) {
-      const std::size_t s0 = g * group, s1 = std::min(slivers, s0 + group);
-      const std::size_t width = std::min(cols, s1 * nr) - s0 * nr;
+    // Rows of B are contiguous along n: each task copies a tile of 16 steps of k across
+    // every sliver, so the reads stream through whole rows and each sliver receives 16
+    // consecutive steps (1 KiB at nr 16). With B in cache this packs 2-4x faster than
+    // copying runs of 8 slivers row by row (a packing-only test on Zen3); inside the
+    // matmul B mostly comes from DRAM, and packing's share of 2048^3 went 2.45 -> 2.33%.
+    constexpr std::size_t steps = 16;
+    tbb::parallel_for(std::size_t(0), (kc + steps - 1) / steps, [&](std::size_t tile) {
       thread_local std::vector<float> run;  // 16-bit operands, converted to f32 first
-      if (p.ab_dtype != PORTA_DTYPE_F32) run.resize(width);
-      for (std::size_t q = 0; q < kc; ++q) {
-        const std::size_t row = x.b_base + (q0 + q) * p.ldb + j0 + s0 * nr;
+      if (p.ab_dtype != PORTA_DTYPE_F32) run.resize(cols);
+      for (std::size_t q = tile * steps; q < std::min(kc, (tile + 1) * steps); ++q) {
+        const std::size_t row = x.b_base + (q0 + q) * p.ldb + j0;
         const float* source = static_cast<const float*>(x.b) + row;
         if (p.ab_dtype != PORTA_DTYPE_F32) {
-          convert_run(x.b, p.ab_dtype, row, width, run.data());
+          convert_run(x.b, p.ab_dtype, row, cols, run.data());
           source = run.data();
         }
-        for (std::size_t s = s0; s < s1; ++s) {
-          const std::size_t first = (s - s0) * nr, valid = std::min(nr, width - first);
-          float* sliver_row = out + s * nr * kc + q * nr;
-          for (std::size_t j = 0; j < valid; ++j) sliver_row[j] = source[first + j];
-          for (std::size_t j = valid; j < nr; ++j) sliver_row[j] = 0.0f;
+        for (std::size_t s = 0; s < slivers; ++s) {
+          copy_padded(source + s * nr, std::min(nr, cols - s * nr), nr, out + s * nr * kc + q * nr);
         }
       }
     });
