@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/cpu_access.hpp"
+#include "common/cpu_isa.hpp"
 #include "common/cpu_kernels.hpp"
 #include "matmul/cpu_microkernel.hpp"
 
@@ -51,9 +52,9 @@ inline float exp2_nonpositive(float x) {
 
 // One query row's step of the online softmax over a key block: scales and exponentiates
 // the `visible` scores, writes the probabilities into the packed P sliver (stride mr,
-// zeros past `visible`), and rescales the running sum and output row. Cloned per SIMD
-// level: this elementwise work is what the microkernel does not cover.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void online_softmax_row(
+// zeros past `visible`), and rescales the running sum and output row. Compiled per SIMD
+// level (PerIsa below): this elementwise work is what the microkernel does not cover.
+[[gnu::always_inline]] inline void online_softmax_row(
     float* scores, std::size_t visible, float scale_log2, float* sliver, std::size_t mr, float& running_max,
     float& running_sum, float* acc_row, std::size_t d_pad) {
   if (visible == 0) {
@@ -95,7 +96,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void online_softmax
 // One query row of the backward over a key block: P = 2^(S scale_log2 - lse_log2) and
 // dS = P (dP - delta) for the `visible` keys (0 past them), written in the packed
 // layouts the three products need.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void gradient_row(
+[[gnu::always_inline]] inline void gradient_row(
     const float* scores, const float* grad_p, std::size_t visible, float scale_log2, float lse_log2, float delta,
     float* probabilities_t, float* grad_s_t, std::size_t t_stride, float* grad_s_sliver, std::size_t mr) {
   // First into local rows (a vector loop: nothing aliases them), then scattered into the
@@ -116,6 +117,26 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void gradient_row(
   }
   for (std::size_t j = 0; j < block_k; ++j) grad_s_sliver[j * mr] = ds[j];
 }
+
+// `row` compiled once per SIMD level, the one cpu_isa() allows picked at run time, so
+// $PORTA_CPU_ISA caps these rows as it caps the microkernel (target_clones would pick by
+// the processor alone, and the portable rows would go untested on an AVX machine).
+template <auto row>
+struct PerIsa;
+template <class... Args, void (*row)(Args...)>
+struct PerIsa<row> {
+  __attribute__((target("avx512f"))) static void avx512(Args... args) { row(args...); }
+  __attribute__((target("avx2,fma"))) static void avx2(Args... args) { row(args...); }
+  static void portable(Args... args) { row(args...); }
+  static void (*pick())(Args...) {
+    switch (cpu_isa()) {
+      case CpuIsa::avx512: return avx512;
+      case CpuIsa::avx2: return avx2;
+      case CpuIsa::portable: break;
+    }
+    return portable;
+  }
+};
 
 // Addressing of one [batch, heads, n, d] operand with a unit stride along d.
 struct Operand {
@@ -229,6 +250,7 @@ std::size_t attention_scratch_bytes(const AttentionParams& p, bool backward, std
 void attention_forward(const void* q_base, const void* k_base, const void* v_base, void* o, void* lse_base,
                        const AttentionParams& p) {
   const MicrokernelShape& micro = cpu_microkernel();
+  static const auto online_softmax_row_simd = PerIsa<online_softmax_row>::pick();
   const Operands x(q_base, k_base, v_base, p);
   const std::size_t d = p.d, d_pad = round_up(d, micro.nr), group = p.heads_q / p.heads_kv;
   const std::size_t key_blocks = (p.nk + block_k - 1) / block_k, query_blocks = (p.nq + block_q - 1) / block_q;
@@ -267,7 +289,7 @@ void attention_forward(const void* q_base, const void* k_base, const void* v_bas
           for (std::size_t i = 0; i < block_q; ++i) {
             const std::int64_t last = i < q1 - q0 ? std::min<std::int64_t>(last_visible_key(p, q0 + i), p.nk - 1) : -1;
             const std::int64_t visible = std::clamp<std::int64_t>(last - std::int64_t(j0) + 1, 0, block_k);
-            online_softmax_row(scores + i * block_k, static_cast<std::size_t>(visible), scale_log2,
+            online_softmax_row_simd(scores + i * block_k, static_cast<std::size_t>(visible), scale_log2,
                                probabilities + (i / micro.mr) * micro.mr * block_k + i % micro.mr, micro.mr,
                                running_max[i], running_sum[i], acc + i * d_pad, d_pad);
           }
@@ -291,6 +313,7 @@ void attention_backward(const void* q_base, const void* k_base, const void* v_ba
                         const void* lse_base, const void* grad_o, void* dq, void* dk, void* dv,
                         const AttentionParams& p) {
   const MicrokernelShape& micro = cpu_microkernel();
+  static const auto gradient_row_simd = PerIsa<gradient_row>::pick();
   const Operands x(q_base, k_base, v_base, p);
   const std::size_t d = p.d, d_pad = round_up(d, micro.nr), group = p.heads_q / p.heads_kv;
   const std::size_t key_blocks = (p.nk + block_k - 1) / block_k, query_blocks = (p.nq + block_q - 1) / block_q;
@@ -349,7 +372,7 @@ void attention_backward(const void* q_base, const void* k_base, const void* v_ba
             const std::int64_t visible = std::isfinite(lse_log2[i])
                                              ? std::clamp<std::int64_t>(last - std::int64_t(j0) + 1, 0, block_k)
                                              : 0;
-            gradient_row(scores.data + i * block_k, grad_p.data + i * block_k, static_cast<std::size_t>(visible),
+            gradient_row_simd(scores.data + i * block_k, grad_p.data + i * block_k, static_cast<std::size_t>(visible),
                          scale_log2, lse_log2[i], delta[i], probabilities_t.data + i * micro.mr,
                          grad_s_t.data + i * micro.mr, micro.mr * block_q,
                          grad_s.data + (i / micro.mr) * micro.mr * block_k + i % micro.mr, micro.mr);
