@@ -290,8 +290,8 @@ void attention_forward(const void* q_base, const void* k_base, const void* v_bas
             const std::int64_t last = i < q1 - q0 ? std::min<std::int64_t>(last_visible_key(p, q0 + i), p.nk - 1) : -1;
             const std::int64_t visible = std::clamp<std::int64_t>(last - std::int64_t(j0) + 1, 0, block_k);
             online_softmax_row_simd(scores + i * block_k, static_cast<std::size_t>(visible), scale_log2,
-                               probabilities + (i / micro.mr) * micro.mr * block_k + i % micro.mr, micro.mr,
-                               running_max[i], running_sum[i], acc + i * d_pad, d_pad);
+                                    probabilities + (i / micro.mr) * micro.mr * block_k + i % micro.mr, micro.mr,
+                                    running_max[i], running_sum[i], acc + i * d_pad, d_pad);
           }
           multiply(micro, block_k, probabilities, block_q, values.data + kb * block_k * d_pad, d_pad, acc, d_pad, 1.0f,
                    1.0f);
@@ -372,10 +372,10 @@ void attention_backward(const void* q_base, const void* k_base, const void* v_ba
             const std::int64_t visible = std::isfinite(lse_log2[i])
                                              ? std::clamp<std::int64_t>(last - std::int64_t(j0) + 1, 0, block_k)
                                              : 0;
-            gradient_row_simd(scores.data + i * block_k, grad_p.data + i * block_k, static_cast<std::size_t>(visible),
-                         scale_log2, lse_log2[i], delta[i], probabilities_t.data + i * micro.mr,
-                         grad_s_t.data + i * micro.mr, micro.mr * block_q,
-                         grad_s.data + (i / micro.mr) * micro.mr * block_k + i % micro.mr, micro.mr);
+            gradient_row_simd(scores.data + i * block_k, grad_p.data + i * block_k,
+                              static_cast<std::size_t>(visible), scale_log2, lse_log2[i], delta[i],
+                              probabilities_t.data + i * micro.mr, grad_s_t.data + i * micro.mr, micro.mr * block_q,
+                              grad_s.data + (i / micro.mr) * micro.mr * block_k + i % micro.mr, micro.mr);
           }
           float* dv_block = grad_v.data() + j0 * d_pad;
           float* dk_block = grad_k.data() + j0 * d_pad;
