@@ -126,10 +126,15 @@ inline MatmulConfig matmul_config(cl_device_type type, std::string_view vendor, 
   return {};
 }
 
+// Steps of k one packing work-item copies (opencl_packed.cl's PORTA_PACK_STEPS); the
+// host sizes the packing grid with it.
+inline constexpr std::size_t matmul_pack_steps = 16;
+
 // The -D options that pass a configuration to its kernel source.
 inline std::string build_defines(const PackedMatmulConfig& c) {
   return " -DPORTA_MR=" + std::to_string(c.mr) + " -DPORTA_VW=" + std::to_string(c.vw) +
-         " -DPORTA_NV=" + std::to_string(c.nv) + " -DPORTA_KC=" + std::to_string(c.kc);
+         " -DPORTA_NV=" + std::to_string(c.nv) + " -DPORTA_KC=" + std::to_string(c.kc) +
+         " -DPORTA_PACK_STEPS=" + std::to_string(matmul_pack_steps);
 }
 
 inline std::string build_defines(const TiledMatmulConfig& c) {

@@ -592,12 +592,11 @@ class OpenclDevice final : public Device, public std::enable_shared_from_this<Op
     const cl_mem packed_a = scratch(pack_a_, bytes_a);
     const cl_mem packed_b = scratch(pack_b_, bytes_b);
 
-    // One tile of kPackSteps steps of k by one panel per item (see opencl_packed.cl).
+    // One tile of matmul_pack_steps steps of k by one panel per item (see opencl_packed.cl).
     auto launch_pack = [&](cl_kernel pack, cl_mem source, cl_mem packed, std::size_t panels, std::size_t batches) {
-      constexpr std::size_t kPackSteps = 16;  // PORTA_PACK_STEPS
       set_buffers(pack, {source, packed});
       set_params(pack, 2, p);
-      const std::size_t blocks = (p.k + kPackSteps - 1) / kPackSteps;
+      const std::size_t blocks = (p.k + opencl::matmul_pack_steps - 1) / opencl::matmul_pack_steps;
       const std::size_t local[3] = {std::min<std::size_t>({16, local_size(pack, 256), blocks}), 1, 1};
       const std::size_t global[3] = {round_up(blocks, local[0]), panels, batches};
       check(clEnqueueNDRangeKernel(queue_, pack, 3, nullptr, global, local, 0, nullptr, nullptr),

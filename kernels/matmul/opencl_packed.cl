@@ -29,8 +29,8 @@
 // MR rows (A) or NR columns (B). One element per work-item cost PoCL 2-3 ns an element,
 // a fifth of a 2048^3 matmul; per tile the index arithmetic is an add per element.
 // Grid (x, y, z): x over blocks of k, y over panels, z over the operand's batches that
-// differ (1 when it is broadcast).
-#define PORTA_PACK_STEPS 16
+// differ (1 when it is broadcast). PORTA_PACK_STEPS comes from the host
+// (matmul_pack_steps in backends/opencl/opencl_config.hpp), which sizes the grid with it.
 
 // out[q * width + w] = source[base + q * k_step + w * w_step] for q < steps, w < valid;
 // zero for valid <= w < width (the panel's rows or columns past the matrix).
