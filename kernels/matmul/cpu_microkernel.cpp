@@ -140,13 +140,15 @@ void microkernel_portable(std::size_t kc, const float* a, const float* b, const 
 const MicrokernelShape& cpu_microkernel() {
   static const MicrokernelShape shape = [] {
     switch (cpu_isa()) {
-      case CpuIsa::avx512: return MicrokernelShape{12, 32, 768, 48, 2048, microkernel_avx512};
+      case CpuIsa::avx512: return MicrokernelShape{12, 32, 768, 48, 2048, 512, microkernel_avx512};
       // kc 512 (a 32 KiB B sliver) over 256: half the passes over C; measured on Zen3
       // (32 KiB L1, 512 KiB L2) at 1024^3 to 4096^3, 2-4% faster; mc 72 keeps A in L2.
-      case CpuIsa::avx2: return MicrokernelShape{6, 16, 512, 72, 2048, microkernel_avx2};
+      // Tasks of 256 columns rather than 512: twice as many for the threads to share;
+      // on Zen3 the ratio to OpenBLAS rose by 1.5% on average over the f32 shapes.
+      case CpuIsa::avx2: return MicrokernelShape{6, 16, 512, 72, 2048, 256, microkernel_avx2};
       case CpuIsa::portable: break;
     }
-    return MicrokernelShape{4, 16, 256, 128, 2048, microkernel_portable};
+    return MicrokernelShape{4, 16, 256, 128, 2048, 512, microkernel_portable};
   }();
   return shape;
 }
