@@ -22,8 +22,12 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   const std::vector<MatmulCase> big = {{1024, 1024, 1024}, {2048, 2048, 2048}, {4096, 4096, 4096},
                                        {4096, 3072, 768},  {4096, 768, 3072},  {4096, 2304, 768}};
-  std::vector<MatmulCase> cpu_extra;  // every transpose combination at 2048^3, and batched small GEMMs
-  for (int t = 1; t < 4; ++t) cpu_extra.push_back({2048, 2048, 2048, (t & 1) != 0, (t & 2) != 0});
+  // On the cpu, beside OpenBLAS: every transpose combination of every shape (the backward
+  // pass multiplies by A^T and B^T), and batched small GEMMs.
+  std::vector<MatmulCase> cpu_extra;
+  for (int t = 1; t < 4; ++t) {
+    for (const MatmulCase& shape : big) cpu_extra.push_back({shape.m, shape.n, shape.k, (t & 1) != 0, (t & 2) != 0});
+  }
   cpu_extra.push_back({128, 128, 64, false, false, 48});
   auto add = [](const MatmulCase& shape, const std::string& where, auto&& function, auto... args) {
     const std::string name = "matmul/" + shape.name() + "/" + std::string(porta::to_string(shape.dtype)) + "/" + where;
