@@ -97,14 +97,22 @@ __attribute__((target("avx2,fma"))) void microkernel_avx2(std::size_t kc, const 
     }
     return;
   }
+  // out's fields in locals: read through the reference, GCC loaded them again after every
+  // store to C (a float store may alias them) and spilled accumulators around the reloads.
+  float* const tile = out.c;
+  const std::size_t ldc = out.ldc;
+  const float* const bias = out.bias;
+  const bool read_c = out.c_scale != 0.0f;
   const __m256 alpha = _mm256_set1_ps(out.alpha), scale = _mm256_set1_ps(out.c_scale);
-  const __m256 bias0 = out.bias ? _mm256_loadu_ps(out.bias) : _mm256_setzero_ps();
-  const __m256 bias1 = out.bias ? _mm256_loadu_ps(out.bias + 8) : _mm256_setzero_ps();
 #pragma GCC unroll 6
   for (int r = 0; r < mr; ++r) {
-    float* row = out.c + r * out.ldc;
-    __m256 v0 = _mm256_fmadd_ps(alpha, c[r][0], bias0), v1 = _mm256_fmadd_ps(alpha, c[r][1], bias1);
-    if (out.c_scale != 0.0f) {
+    float* row = tile + r * ldc;
+    __m256 v0 = _mm256_mul_ps(alpha, c[r][0]), v1 = _mm256_mul_ps(alpha, c[r][1]);
+    if (bias != nullptr) {
+      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(bias));
+      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(bias + 8));
+    }
+    if (read_c) {
       v0 = _mm256_fmadd_ps(scale, _mm256_loadu_ps(row), v0);
       v1 = _mm256_fmadd_ps(scale, _mm256_loadu_ps(row + 8), v1);
     }
