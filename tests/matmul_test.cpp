@@ -70,6 +70,7 @@ std::vector<MatmulCase> all_cases() {
       if (!naive) {  // several column blocks (nc 2048) and k blocks (kc 512) of the cpu's packed GEMM
         add({.m = 13, .n = 2100, .k = 1100, .bias = true, .alpha = 0.5f, .beta = 0.5f, .into = true});
         add({.m = 13, .n = 2100, .k = 1100, .trans_a = true, .dtype = DType::bf16, .out_dtype = DType::bf16});
+        add({.m = 149, .n = 263, .k = 1543, .trans_a = true});  // A^T packed step by step, over three k blocks
       }
       add({.m = 7, .n = 13, .k = 5, .batch = 1});
       add({.m = 7, .n = 13, .k = 5, .batch = 3});

@@ -64,12 +64,27 @@ void interleave_rows(const float* const* rows, std::size_t valid, std::size_t wi
 }
 
 // out[0, width) = in[0, valid) then zeros: one row of a packed sliver. The widths the
-// microkernels use get a fixed-size copy the compiler inlines.
+// microkernels use (mr 4, 6, 12; nr 16, 32) get a fixed-size copy the compiler inlines.
 inline void copy_padded(const float* in, std::size_t valid, std::size_t width, float* out) {
-  if (valid == 16 && width == 16) return static_cast<void>(std::memcpy(out, in, 16 * sizeof(float)));
-  if (valid == 32 && width == 32) return static_cast<void>(std::memcpy(out, in, 32 * sizeof(float)));
+  if (valid == width) {
+    switch (width) {
+      case 4: return static_cast<void>(std::memcpy(out, in, 4 * sizeof(float)));
+      case 6: return static_cast<void>(std::memcpy(out, in, 6 * sizeof(float)));
+      case 12: return static_cast<void>(std::memcpy(out, in, 12 * sizeof(float)));
+      case 16: return static_cast<void>(std::memcpy(out, in, 16 * sizeof(float)));
+      case 32: return static_cast<void>(std::memcpy(out, in, 32 * sizeof(float)));
+      default: break;
+    }
+  }
   for (std::size_t j = 0; j < valid; ++j) out[j] = in[j];
   for (std::size_t j = valid; j < width; ++j) out[j] = 0.0f;
+}
+
+// Asks for the cache lines of [begin, begin + bytes) to be fetched into L1.
+inline void prefetch_range(const void* begin, std::size_t bytes) {
+  const char* first = static_cast<const char*>(begin);
+  for (std::size_t offset = 0; offset < bytes; offset += 64) _mm_prefetch(first + offset, _MM_HINT_T0);
+  _mm_prefetch(first + bytes - 1, _MM_HINT_T0);
 }
 
 // One batch item's operands: where op(A) and op(B) start.
@@ -80,33 +95,49 @@ struct Operands {
   const MatmulParams* p;
 };
 
-// Packs rows [i0, i0 + rows) x k [q0, q0 + kc) of op(A) into mr-row slivers, zero-padded.
+// pack_a for op(A) = A^T (run: room for `rows` floats). Step q's rows i0.. are one
+// contiguous run of A (its row q0 + q) and the steps are lda apart, each on its own page,
+// where the hardware prefetcher does not follow. So the block is packed step by step:
+// each run is read once, fetched a few steps ahead, and dealt out over the slivers.
+// Sliver by sliver, every run was read once per sliver it spans, a cache and TLB miss
+// each time: packing took 3.3% of 4096x2304x768 tn's samples, now 1.7-2.0% (1.1% for
+// the same A untransposed; what is left waits mostly on the pages of the runs).
+void pack_a_transposed(const Operands& x, std::size_t i0, std::size_t rows, std::size_t q0, std::size_t kc,
+                       std::size_t mr, float* out, float* run) {
+  const MatmulParams& p = *x.p;
+  constexpr std::size_t ahead = 16;  // steps: about a DRAM latency of packing
+  const std::size_t element = p.ab_dtype == PORTA_DTYPE_F32 ? sizeof(float) : sizeof(std::uint16_t);
+  const char* const a = static_cast<const char*>(x.a);
+  for (std::size_t q = 0; q < kc; ++q) {
+    const std::size_t index = x.a_base + (q0 + q) * p.lda + i0;
+    if (q + ahead < kc) prefetch_range(a + (index + ahead * p.lda) * element, rows * element);
+    const float* source = run;
+    if (p.ab_dtype == PORTA_DTYPE_F32) {
+      source = static_cast<const float*>(x.a) + index;
+    } else {
+      convert_run(x.a, p.ab_dtype, index, rows, run);
+    }
+    for (std::size_t s = 0; s < rows; s += mr) copy_padded(source + s, std::min(mr, rows - s), mr, out + s * kc + q * mr);
+  }
+}
+
+// Packs rows [i0, i0 + rows) x k [q0, q0 + kc) of op(A) into mr-row slivers, zero-padded
+// (run: room for max(kc, rows) floats).
 void pack_a(const Operands& x, std::size_t i0, std::size_t rows, std::size_t q0, std::size_t kc, std::size_t mr,
             float* out, float* run) {
   const MatmulParams& p = *x.p;
+  if (p.trans_a) return pack_a_transposed(x, i0, rows, q0, kc, mr, out, run);
   for (std::size_t s = 0; s < rows; s += mr) {
     const std::size_t valid = std::min(mr, rows - s);
     float* sliver = out + s * kc;
-    if (!p.trans_a && p.ab_dtype == PORTA_DTYPE_F32) {  // rows of A are contiguous along k
+    if (p.ab_dtype == PORTA_DTYPE_F32) {  // rows of A are contiguous along k
       const float* starts[MicrokernelShape::max_mr];
       for (std::size_t r = 0; r < valid; ++r) starts[r] = static_cast<const float*>(x.a) + x.a_base + (i0 + s + r) * p.lda + q0;
       interleave_rows(starts, valid, mr, kc, sliver);
-    } else if (!p.trans_a) {
+    } else {
       for (std::size_t r = 0; r < mr; ++r) {
         if (r < valid) convert_run(x.a, p.ab_dtype, x.a_base + (i0 + s + r) * p.lda + q0, kc, run);
         for (std::size_t q = 0; q < kc; ++q) sliver[q * mr + r] = r < valid ? run[q] : 0.0f;
-      }
-    } else {  // A^T: for each k, the sliver's rows are contiguous
-      for (std::size_t q = 0; q < kc; ++q) {
-        const std::size_t index = x.a_base + (q0 + q) * p.lda + i0 + s;
-        float* step = sliver + q * mr;
-        if (p.ab_dtype == PORTA_DTYPE_F32) {  // a few floats: a call to memcpy each cost 2.5% at 2048^3 (tn)
-          const float* source = static_cast<const float*>(x.a) + index;
-          for (std::size_t r = 0; r < valid; ++r) step[r] = source[r];
-        } else {
-          convert_run(x.a, p.ab_dtype, index, valid, step);
-        }
-        for (std::size_t r = valid; r < mr; ++r) step[r] = 0.0f;
       }
     }
   }
@@ -246,7 +277,7 @@ void gemm_one(const void* a, const void* b, const void* bias, void* c, const Mat
     float* shared_a = n > chunk ? scratch(row_blocks * shape.mc * kc, 3) : nullptr;
     auto pack_rows = [&](std::size_t block, float* out) {
       const std::size_t i0 = block * shape.mc;
-      pack_a(x, i0, std::min(shape.mc, m - i0), q0, kc, shape.mr, out, scratch(kc, 2));
+      pack_a(x, i0, std::min(shape.mc, m - i0), q0, kc, shape.mr, out, scratch(std::max(kc, shape.mc), 2));
     };
     if (shared_a != nullptr) {
       auto pack_block = [&](std::size_t block) { pack_rows(block, shared_a + block * shape.mc * kc); };
