@@ -245,7 +245,10 @@ void gemm_one(const void* a, const void* b, const void* bias, void* c, const Mat
   const Operands x{a, b, p.a_offset + z * p.batch_stride_a, p.b_offset + z * p.batch_stride_b, &p};
   const std::size_t m = p.m, n = p.n, k = p.k;
   const std::size_t kc_max = k <= 2 * shape.kc ? k : shape.kc;  // one block when k is short
-  const std::size_t nc_max = std::min(n, shape.nc);
+  // Column blocks of equal width, at most nc: 2304 columns as 2 x 1152 rather than 2048 +
+  // 256 ran 4096x2304x768 4% faster (nn; nt and tt 2%). One block of all n was 6-8% slower.
+  const std::size_t column_blocks = (n + shape.nc - 1) / shape.nc;
+  const std::size_t nc_max = ((n + column_blocks - 1) / column_blocks + shape.nr - 1) / shape.nr * shape.nr;
   std::vector<float> partial;
   Target target{c, p.c_offset + z * p.batch_stride_c, nullptr, 0, bias, &p};
   const bool c_is_f32 = p.c_dtype == PORTA_DTYPE_F32;
