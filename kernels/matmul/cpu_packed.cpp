@@ -245,8 +245,9 @@ void gemm_one(const void* a, const void* b, const void* bias, void* c, const Mat
   const Operands x{a, b, p.a_offset + z * p.batch_stride_a, p.b_offset + z * p.batch_stride_b, &p};
   const std::size_t m = p.m, n = p.n, k = p.k;
   const std::size_t kc_max = k <= 2 * shape.kc ? k : shape.kc;  // one block when k is short
-  // Column blocks of equal width, at most nc: 2304 columns as 2 x 1152 rather than 2048 +
-  // 256 ran 4096x2304x768 4% faster (nn; nt and tt 2%). One block of all n was 6-8% slower.
+  // Column blocks of equal width in whole slivers, at most nc: 2304 columns as 2 x 1152
+  // rather than 2048 + 256 ran 4096x2304x768 4% faster (nn; nt and tt 2%). One block of
+  // all n was 6-8% slower.
   const std::size_t column_blocks = (n + shape.nc - 1) / shape.nc;
   const std::size_t nc_max = ((n + column_blocks - 1) / column_blocks + shape.nr - 1) / shape.nr * shape.nr;
   std::vector<float> partial;
@@ -262,8 +263,7 @@ void gemm_one(const void* a, const void* b, const void* bias, void* c, const Mat
                          (!p.has_bias || p.bias_dtype == PORTA_DTYPE_F32);
   const float* bias_f32 = p.has_bias && p.bias_dtype == PORTA_DTYPE_F32 ? static_cast<const float*>(bias) + p.bias_offset
                                                                         : nullptr;
-  const std::size_t nc_padded = (nc_max + shape.nr - 1) / shape.nr * shape.nr;
-  std::unique_ptr<float[]> packed_b_storage(new float[kc_max * nc_padded + 16]);
+  std::unique_ptr<float[]> packed_b_storage(new float[kc_max * nc_max + 16]);  // nc_max: whole slivers
   float* packed_b = packed_b_storage.get() +
                     ((64 - reinterpret_cast<std::uintptr_t>(packed_b_storage.get()) % 64) % 64) / sizeof(float);
   // Tasks: a block of mc rows times a chunk of columns, enough of them to balance threads.
