@@ -44,12 +44,45 @@ void convert_run(const void* base, uint dtype, std::size_t index, std::size_t co
   }
 }
 
+// The rows of an 8 x 8 block become its columns: r[s][i] = old r[i][s].
+__attribute__((target("avx2"))) inline void transpose8x8(__m256 r[8]) {
+  __m256 u[8];
+  for (int h = 0; h < 8; h += 4) {  // rows h..h+3: each 128-bit lane of u[h + c] holds column c or c + 4 of them
+    const __m256 t0 = _mm256_unpacklo_ps(r[h], r[h + 1]), t1 = _mm256_unpackhi_ps(r[h], r[h + 1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[h + 2], r[h + 3]), t3 = _mm256_unpackhi_ps(r[h + 2], r[h + 3]);
+    u[h] = _mm256_shuffle_ps(t0, t2, 0x44);
+    u[h + 1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+    u[h + 2] = _mm256_shuffle_ps(t1, t3, 0x44);
+    u[h + 3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x20);
+    r[c + 4] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x31);
+  }
+}
+
+// out[0, count) = v[0, count): count is 8, or what is left of a sliver width (4 or 6 for
+// mr 4, 6 and 12).
+__attribute__((target("avx2"))) inline void store_first(float* out, __m256 v, std::size_t count) {
+  if (count == 8) return _mm256_storeu_ps(out, v);
+  if (count >= 4) {
+    _mm_storeu_ps(out, _mm256_castps256_ps128(v));
+    if (count == 6) _mm_storel_pi(reinterpret_cast<__m64*>(out + 4), _mm256_extractf128_ps(v, 1));
+    if (count == 4 || count == 6) return;
+  }
+  alignas(32) float values[8];
+  _mm256_store_ps(values, v);
+  std::memcpy(out, values, count * sizeof(float));
+}
+
 // out[q * width + j] = rows[j][q] for q < kc and j < width, 0 where j >= valid: packing's
-// transpose for f32, 16 steps of k at a time, so the 16 floats read from each row are
-// one cache line and the tile written (16 x width) stays in L1.
-void interleave_rows(const float* const* rows, std::size_t valid, std::size_t width, std::size_t kc, float* out) {
+// transpose for f32 (A's rows into mr-wide steps, B^T's into nr-wide ones).
+// Scalar: 16 steps of k at a time, so the 16 floats read from each row are one cache line
+// and the tile written (16 x width) stays in L1.
+void interleave_rows_scalar(const float* const* rows, std::size_t valid, std::size_t width, std::size_t first,
+                            std::size_t kc, float* out) {
   constexpr std::size_t step = 16;
-  for (std::size_t q0 = 0; q0 < kc; q0 += step) {
+  for (std::size_t q0 = first; q0 < kc; q0 += step) {
     const std::size_t steps = std::min(step, kc - q0);
     for (std::size_t j = 0; j < width; ++j) {
       float* column = out + q0 * width + j;
@@ -61,6 +94,34 @@ void interleave_rows(const float* const* rows, std::size_t valid, std::size_t wi
       for (std::size_t q = 0; q < steps; ++q) column[q * width] = row[q];
     }
   }
+}
+
+// AVX2: 8 rows by 8 steps transposed in registers. Packing one 72 x 512 block of A
+// (mr 6) from L2 took 6.3 us against the scalar copy's 12-15 us, which is bound by its
+// one-float loads and stores wherever the rows are (Zen3, one thread). Inside the matmul
+// the rows mostly come from memory, so less is left: at 2048^3 packing A took 10% less
+// time, packing B^T (nt) 17% less.
+__attribute__((target("avx2"))) void interleave_rows_avx2(const float* const* rows, std::size_t valid,
+                                                          std::size_t width, std::size_t kc, float* out) {
+  std::size_t q = 0;
+  for (; q + 8 <= kc; q += 8) {
+    for (std::size_t g = 0; g < width; g += 8) {
+      __m256 r[8];
+#pragma GCC unroll 8
+      for (std::size_t i = 0; i < 8; ++i) r[i] = g + i < valid ? _mm256_loadu_ps(rows[g + i] + q) : _mm256_setzero_ps();
+      transpose8x8(r);
+      const std::size_t count = std::min<std::size_t>(8, width - g);
+#pragma GCC unroll 8
+      for (std::size_t step = 0; step < 8; ++step) store_first(out + (q + step) * width + g, r[step], count);
+    }
+  }
+  interleave_rows_scalar(rows, valid, width, q, kc, out);  // the last kc % 8 steps
+}
+
+void interleave_rows(const float* const* rows, std::size_t valid, std::size_t width, std::size_t kc, float* out) {
+  static const bool avx2 = cpu_isa() != CpuIsa::portable;
+  if (avx2) return interleave_rows_avx2(rows, valid, width, kc, out);
+  interleave_rows_scalar(rows, valid, width, 0, kc, out);
 }
 
 // out[0, width) = in[0, valid) then zeros: one row of a packed sliver. The widths the
