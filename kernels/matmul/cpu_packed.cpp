@@ -355,6 +355,7 @@ void gemm_one(const void* a, const void* b, const void* bias, void* c, const Mat
       const std::size_t nc = std::min(nc_max, n - j0);
       pack_b(x, q0, kc, j0, nc, shape.nr, packed_b);
       const std::size_t column_chunks = (nc + chunk - 1) / chunk;
+      const std::size_t tasks = row_blocks * column_chunks;
       auto task = [&](std::size_t index) {
         const std::size_t i0 = (index / column_chunks) * shape.mc;
         const std::size_t mc = std::min(shape.mc, m - i0);
@@ -364,11 +365,18 @@ void gemm_one(const void* a, const void* b, const void* bias, void* c, const Mat
                                               : scratch(shape.mc * kc, 0);
         float* acc = scratch(shape.mr * shape.nr, 1);
         if (shared_a == nullptr) pack_rows(index / column_chunks, packed_a);
+        // The sliver after jr: the next in this task, else the first of the task after it
+        // (the one a thread most often runs next).
+        auto sliver_after = [&](std::size_t jr) -> const float* {
+          if (jr + shape.nr < jc1) return packed_b + (jr + shape.nr) * kc;
+          return index + 1 < tasks ? packed_b + (index + 1) % column_chunks * chunk * kc : nullptr;
+        };
         for (std::size_t jr = jc0; jr < jc1; jr += shape.nr) {
           const std::size_t cols = std::min(shape.nr, nc - jr);
           for (std::size_t ir = 0; ir < mc; ir += shape.mr) {
             const std::size_t rows = std::min(shape.mr, mc - ir);
             TileOutput out{nullptr, p.ldc, p.alpha, first_k ? p.beta : 1.0f, nullptr, acc};
+            if (ir + shape.mr >= mc) out.next_b = sliver_after(jr);  // the last call on this sliver
             if (c_is_f32 && rows == shape.mr && cols == shape.nr && (!last_k || fast_last)) {
               out.c = static_cast<float*>(c) + target.c_base + (i0 + ir) * p.ldc + j0 + jr;
               if (last_k && bias_f32 != nullptr) out.bias = bias_f32 + j0 + jr;
@@ -378,7 +386,6 @@ void gemm_one(const void* a, const void* b, const void* bias, void* c, const Mat
           }
         }
       };
-      const std::size_t tasks = row_blocks * column_chunks;
       if (parallel) {
         tbb::parallel_for(std::size_t(0), tasks, task);
       } else {
