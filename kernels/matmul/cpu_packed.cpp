@@ -62,17 +62,18 @@ __attribute__((target("avx2"))) inline void transpose8x8(__m256 r[8]) {
 }
 
 // out[0, count) = v[0, count): count is 8, or what is left of a sliver width (4 or 6 for
-// mr 4, 6 and 12).
+// mr 4, 6 and 12; any other count takes the slow path).
 __attribute__((target("avx2"))) inline void store_first(float* out, __m256 v, std::size_t count) {
-  if (count == 8) return _mm256_storeu_ps(out, v);
-  if (count >= 4) {
-    _mm_storeu_ps(out, _mm256_castps256_ps128(v));
-    if (count == 6) _mm_storel_pi(reinterpret_cast<__m64*>(out + 4), _mm256_extractf128_ps(v, 1));
-    if (count == 4 || count == 6) return;
+  switch (count) {
+    case 8: return _mm256_storeu_ps(out, v);
+    case 6: _mm_storel_pi(reinterpret_cast<__m64*>(out + 4), _mm256_extractf128_ps(v, 1)); [[fallthrough]];
+    case 4: return _mm_storeu_ps(out, _mm256_castps256_ps128(v));
+    default: {
+      alignas(32) float values[8];
+      _mm256_store_ps(values, v);
+      std::memcpy(out, values, count * sizeof(float));
+    }
   }
-  alignas(32) float values[8];
-  _mm256_store_ps(values, v);
-  std::memcpy(out, values, count * sizeof(float));
 }
 
 // out[q * width + j] = rows[j][q] for q < kc and j < width, 0 where j >= valid: packing's
