@@ -98,13 +98,18 @@ struct Suite {
   std::vector<AttentionCase> attention;
 };
 
-Suite standard_suite(bool quick) {
+// transposes: the matmul cases' op(A) op(B) combinations ("nn", "nt", "tn", "tt").
+Suite standard_suite(bool quick, const std::vector<std::string>& transposes) {
   Suite suite;
-  if (quick) {
-    suite.matmul = {{1024, 1024, 1024}, {1024, 3072, 768}};
-  } else {
-    suite.matmul = {{1024, 1024, 1024}, {2048, 2048, 2048}, {4096, 4096, 4096},
-                    {4096, 3072, 768},  {4096, 768, 3072},  {4096, 2304, 768}};
+  const std::vector<MatmulCase> shapes =
+      quick ? std::vector<MatmulCase>{{1024, 1024, 1024}, {1024, 3072, 768}}
+            : std::vector<MatmulCase>{{1024, 1024, 1024}, {2048, 2048, 2048}, {4096, 4096, 4096},
+                                      {4096, 3072, 768},  {4096, 768, 3072},  {4096, 2304, 768}};
+  for (MatmulCase c : shapes) {
+    for (const std::string& t : transposes) {
+      c.trans_a = t[0] == 't', c.trans_b = t[1] == 't';
+      suite.matmul.push_back(c);
+    }
   }
   const std::vector<std::int64_t> lengths = quick ? std::vector<std::int64_t>{512, 1024}
                                                   : std::vector<std::int64_t>{512, 1024, 2048, 4096};
@@ -322,7 +327,7 @@ int main(int argc, char** argv) {
 #endif
   CLI::App app{"porta-bench: every device and anchor on the standard suite, side by side"};
   bool quick = false, list_only = false;
-  std::vector<std::string> ops, device_filters, shape_filters;
+  std::vector<std::string> ops, device_filters, shape_filters, transposes{"nn"};
   std::string json_path;
   Timing timing{1.0, 3, 8.0};
   app.add_flag("--quick", quick, "the whole suite on smaller cases with fewer calls (under 3 minutes here)");
@@ -333,6 +338,9 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--shape", shape_filters, "only cases whose name contains one of these (e.g. 2048x2048, N1024)")
       ->delimiter(',');
+  app.add_option("--transposes", transposes, "the matmul cases' op(A) op(B): nn, nt, tn, tt (default nn)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"nn", "nt", "tn", "tt"}));
   app.add_option("--json", json_path, "write the machine and every result to this file");
   app.add_option("--min-time", timing.min_time_s, "seconds of calls per case after the first (default 1, quick 0.2)");
   app.add_option("--max-call", timing.max_call_s,
@@ -356,7 +364,7 @@ int main(int argc, char** argv) {
       if (device.info().backend == porta::BackendKind::cpu && device.info().index > 0) continue;
       devices.push_back(device);
     }
-    std::vector<Entry> entries, suite = entries_for(standard_suite(quick), devices);
+    std::vector<Entry> entries, suite = entries_for(standard_suite(quick, transposes), devices);
     const std::size_t collectives_start = suite.size();
     for (Entry& entry : allreduce_entries(quick, devices)) {
       entry.sequence += collectives_start;
