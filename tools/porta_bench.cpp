@@ -349,6 +349,14 @@ int main(int argc, char** argv) {
   std::string mpi_worker_output;  // set when mpirun starts this program as one rank of the MPI part
   app.add_option("--mpi-worker", mpi_worker_output, "(internal) run the MPI all-reduce part as one rank")->group("");
   CLI11_PARSE(app, argc, argv);
+  // A transpose named twice is timed once, where first named.
+  std::vector<std::string> distinct_transposes;
+  for (const std::string& t : transposes) {
+    if (std::find(distinct_transposes.begin(), distinct_transposes.end(), t) == distinct_transposes.end()) {
+      distinct_transposes.push_back(t);
+    }
+  }
+  transposes = distinct_transposes;
   if (quick) {
     if (app.count("--min-time") == 0) timing.min_time_s = 0.2;
     if (app.count("--max-call") == 0) timing.max_call_s = 2.0;
