@@ -26,6 +26,32 @@ template <class Vector, int kChains>
   return sum[0];
 }
 
+// c[r] += a[p][r] * b[p] over `steps` steps of A (6 floats each), B's steps cycling
+// through b_steps (2 vectors each): the microkernel's loads and FMAs, no packing, no C.
+template <class Vector>
+[[gnu::always_inline]] inline float cache_fed(const float* a, const float* b, std::size_t steps,
+                                              std::size_t b_steps, int passes) {
+  constexpr int rows = 6;
+  constexpr std::size_t lanes = sizeof(Vector) / sizeof(float);
+  Vector acc[rows][2] = {};
+  for (int pass = 0; pass < passes; ++pass) {
+    for (std::size_t p0 = 0; p0 < steps; p0 += b_steps) {
+      const float* ap = a + p0 * rows;
+      const float* bp = b;
+      for (std::size_t q = 0; q < b_steps; ++q, ap += rows, bp += 2 * lanes) {
+        const Vector b0 = *reinterpret_cast<const Vector*>(bp), b1 = *reinterpret_cast<const Vector*>(bp + lanes);
+        for (int r = 0; r < rows; ++r) {  // a scalar times a vector: one broadcast, two FMAs
+          acc[r][0] = ap[r] * b0 + acc[r][0];
+          acc[r][1] = ap[r] * b1 + acc[r][1];
+        }
+      }
+    }
+  }
+  Vector sum{};
+  for (int r = 0; r < rows; ++r) sum += acc[r][0] + acc[r][1];
+  return sum[0];
+}
+
 using f32x16 = float __attribute__((vector_size(64)));
 using f32x8 = float __attribute__((vector_size(32)));
 using f32x4 = float __attribute__((vector_size(16)));
@@ -33,6 +59,19 @@ using f32x4 = float __attribute__((vector_size(16)));
 __attribute__((target("avx512f"))) float fma_avx512(std::int64_t n) { return fma_chains<f32x16, 12>(n); }
 __attribute__((target("avx2,fma"))) float fma_avx2(std::int64_t n) { return fma_chains<f32x8, 10>(n); }
 float fma_sse(std::int64_t n) { return fma_chains<f32x4, 8>(n); }
+
+using CacheFed = float (*)(const float*, const float*, std::size_t, std::size_t, int);
+__attribute__((target("avx512f"))) float cache_fed_avx512(const float* a, const float* b, std::size_t steps,
+                                                          std::size_t b_steps, int passes) {
+  return cache_fed<f32x16>(a, b, steps, b_steps, passes);
+}
+__attribute__((target("avx2,fma"))) float cache_fed_avx2(const float* a, const float* b, std::size_t steps,
+                                                         std::size_t b_steps, int passes) {
+  return cache_fed<f32x8>(a, b, steps, b_steps, passes);
+}
+float cache_fed_sse(const float* a, const float* b, std::size_t steps, std::size_t b_steps, int passes) {
+  return cache_fed<f32x4>(a, b, steps, b_steps, passes);
+}
 
 template <class F>
 double seconds(F&& f) {
@@ -86,4 +125,34 @@ Roofline measure_roofline(int threads) {
   }
   roofline.bandwidth_gbps = 3.0 * double(slice * std::size_t(threads)) * sizeof(float) / best / 1e9;
   return roofline;
+}
+
+double measure_cache_fed_share(int threads, const Roofline& roofline) {
+  CacheFed kernel = cache_fed_sse;  // the instruction set the peak was measured with
+  std::size_t lanes = 4;
+  if (roofline.isa == "avx512f") {
+    kernel = cache_fed_avx512, lanes = 16;
+  } else if (roofline.isa == "avx2+fma") {
+    kernel = cache_fed_avx2, lanes = 8;
+  }
+  const std::size_t b_steps = (32 << 10) / (2 * lanes * sizeof(float));    // B: 32 KiB
+  const std::size_t steps = (144 << 10) / (6 * sizeof(float)) / b_steps * b_steps;  // A: about 144 KiB
+  const int passes = int(400'000'000 / (steps * 2 * lanes * 6 * 2));  // about 0.4 GFLOP per thread
+  std::vector<std::vector<float>> a(threads, std::vector<float>(steps * 6 + 16, 1e-3f));
+  std::vector<std::vector<float>> b(threads, std::vector<float>(b_steps * 2 * lanes + 16, 1e-3f));
+  auto aligned = [](std::vector<float>& v) {  // a 64-byte boundary inside v
+    return v.data() + (64 - reinterpret_cast<std::uintptr_t>(v.data()) % 64) % 64 / sizeof(float);
+  };
+  std::vector<float> sink(std::size_t(threads) * 16);
+  double best = 1e30;
+  for (int repeat = 0; repeat < 3; ++repeat) {
+    best = std::min(best, seconds([&] {
+      on_threads(threads, [&](int t) {
+        sink[std::size_t(t) * 16] = kernel(aligned(a[t]), aligned(b[t]), steps, b_steps, passes);
+      });
+    }));
+  }
+  const double flops_per_thread = 2.0 * 2 * double(lanes) * 6 * double(steps) * passes;
+  const double gflops = flops_per_thread * threads / best / 1e9;
+  return gflops / roofline.peak_gflops;
 }

@@ -11,3 +11,11 @@ struct Roofline {
 };
 
 Roofline measure_roofline(int threads);
+
+// The rate of a loop shaped like porta's cpu microkernel (6 rows of 2 vectors of
+// accumulators, on every thread, fed from a 32 KiB panel in L1 and a 144 KiB one in L2),
+// as a share of roofline.peak_gflops: near 1 while the cores and their caches are this
+// program's own, far lower while another tenant shares the caches (measured at half on
+// the 2-core test machine, whose FMA-only peak did not move). porta-bench prints it at
+// the start and at the end of a run, so a reader knows the conditions of its ratios.
+double measure_cache_fed_share(int threads, const Roofline& roofline);
