@@ -52,7 +52,11 @@ def series_name(result):
 
 def title(data, what):
     machine = data["machine"]
-    return f"{what}\n{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores · porta {data['version']} · {data['date'][:10]}"
+    line = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores · porta {data['version']} · {data['date'][:10]}"
+    start, end = machine.get("cache_fed_share_start"), machine.get("cache_fed_share_end")
+    if start is not None and end is not None:  # near 100%: the caches were the run's own
+        line += f" · cache-fed FMA {100 * start:.0f}%→{100 * end:.0f}% of peak"
+    return f"{what}\n{line}"
 
 
 def bar_chart(data, op, results, path):
