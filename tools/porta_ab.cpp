@@ -74,7 +74,7 @@ class Workload {
     lib.check(lib.device_get(device_name.c_str(), &device), "device");
   }
   virtual ~Workload() {
-    for (porta_tensor t : inputs) lib.free(t);
+    for (porta_tensor t : owned) lib.free(t);
   }
   Workload(const Workload&) = delete;
   Workload& operator=(const Workload&) = delete;
@@ -96,14 +96,14 @@ class Workload {
     lib.check(lib.from_host(device, PORTA_F32, shape.data(), std::int32_t(shape.size()), host.data(),
                             host.size() * sizeof(float), &t),
               "input");
-    inputs.push_back(t);
+    owned.push_back(t);
     return t;
   }
   virtual porta_tensor run() = 0;  // one call; returns its first output, the rest freed
 
   const Library& lib;
   porta_device device = nullptr;
-  std::vector<porta_tensor> inputs;
+  std::vector<porta_tensor> owned;  // freed with the workload: its inputs, and the forward's O and LSE for a backward
 };
 
 class Matmul final : public Workload {
@@ -143,8 +143,8 @@ class Attention final : public Workload {
     options.causal = causal;
     if (backward) {
       lib.check(lib.attention_forward(q, k, v, &options, &out, &lse), "attention forward");
-      inputs.push_back(out);
-      inputs.push_back(lse);
+      owned.push_back(out);
+      owned.push_back(lse);
     }
   }
 
