@@ -73,6 +73,25 @@ float cache_fed_sse(const float* a, const float* b, std::size_t steps, std::size
   return cache_fed<f32x4>(a, b, steps, b_steps, passes);
 }
 
+// The widest vector instructions this cpu has, and both loops compiled for them.
+struct Isa {
+  const char* name;
+  int lanes, chains;
+  float (*fma)(std::int64_t);
+  CacheFed cache_fed;
+};
+const Isa& widest_isa() {
+  static const Isa isa = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return Isa{"avx512f", 16, 12, fma_avx512, cache_fed_avx512};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      return Isa{"avx2+fma", 8, 10, fma_avx2, cache_fed_avx2};
+    }
+    return Isa{"sse", 4, 8, fma_sse, cache_fed_sse};
+  }();
+  return isa;
+}
+
 template <class F>
 double seconds(F&& f) {
   const auto start = std::chrono::steady_clock::now();
@@ -91,22 +110,15 @@ void on_threads(int threads, F&& f) {  // f(thread index), on every thread at on
 
 Roofline measure_roofline(int threads) {
   Roofline roofline;
-  __builtin_cpu_init();
-  float (*kernel)(std::int64_t) = fma_sse;
-  int lanes = 4, chains = 8;
-  roofline.isa = "sse";
-  if (__builtin_cpu_supports("avx512f")) {
-    kernel = fma_avx512, lanes = 16, chains = 12, roofline.isa = "avx512f";
-  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    kernel = fma_avx2, lanes = 8, chains = 10, roofline.isa = "avx2+fma";
-  }
+  const Isa& isa = widest_isa();
+  roofline.isa = isa.name;
   const std::int64_t iterations = 20'000'000;
   std::vector<float> sink(std::size_t(threads) * 16);
   double best = 1e30;
   for (int repeat = 0; repeat < 3; ++repeat) {
-    best = std::min(best, seconds([&] { on_threads(threads, [&](int t) { sink[std::size_t(t) * 16] = kernel(iterations); }); }));
+    best = std::min(best, seconds([&] { on_threads(threads, [&](int t) { sink[std::size_t(t) * 16] = isa.fma(iterations); }); }));
   }
-  roofline.peak_gflops = 2.0 * lanes * chains * double(iterations) * threads / best / 1e9;
+  roofline.peak_gflops = 2.0 * isa.lanes * isa.chains * double(iterations) * threads / best / 1e9;
 
   // 3 arrays of 128 MiB, each thread touching (first) and streaming its own slice.
   const std::size_t n = std::size_t(32) << 20, slice = n / std::size_t(threads);
@@ -128,13 +140,8 @@ Roofline measure_roofline(int threads) {
 }
 
 double measure_cache_fed_share(int threads, const Roofline& roofline) {
-  CacheFed kernel = cache_fed_sse;  // the instruction set the peak was measured with
-  std::size_t lanes = 4;
-  if (roofline.isa == "avx512f") {
-    kernel = cache_fed_avx512, lanes = 16;
-  } else if (roofline.isa == "avx2+fma") {
-    kernel = cache_fed_avx2, lanes = 8;
-  }
+  const Isa& isa = widest_isa();  // the instructions the peak was measured with
+  const std::size_t lanes = std::size_t(isa.lanes);
   const std::size_t b_steps = (32 << 10) / (2 * lanes * sizeof(float));    // B: 32 KiB
   const std::size_t steps = (144 << 10) / (6 * sizeof(float)) / b_steps * b_steps;  // A: about 144 KiB
   const int passes = int(400'000'000 / (steps * 2 * lanes * 6 * 2));  // about 0.4 GFLOP per thread
@@ -148,7 +155,7 @@ double measure_cache_fed_share(int threads, const Roofline& roofline) {
   for (int repeat = 0; repeat < 3; ++repeat) {
     best = std::min(best, seconds([&] {
       on_threads(threads, [&](int t) {
-        sink[std::size_t(t) * 16] = kernel(aligned(a[t]), aligned(b[t]), steps, b_steps, passes);
+        sink[std::size_t(t) * 16] = isa.cache_fed(aligned(a[t]), aligned(b[t]), steps, b_steps, passes);
       });
     }));
   }
