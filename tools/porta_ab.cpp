@@ -189,10 +189,12 @@ int main(int argc, char** argv) {
   app.add_option("old", old_path, "the reference build's libporta.so")->required();
   app.add_option("new", new_path, "the changed build's libporta.so")->required();
   app.add_option("--device", device, "the device both run on (default cpu:0)");
-  app.add_option("--matmul", shape, "MxNxK (default 2048x2048x2048)");
-  app.add_option("--transposes", transposes, "op(A) op(B): nn, nt, tn or tt (default nn)")
-      ->check(CLI::IsMember({"nn", "nt", "tn", "tt"}));
-  auto* attention_option = app.add_option("--attention", attention, "BxHxNxD: time attention instead of matmul");
+  auto* matmul_option = app.add_option("--matmul", shape, "MxNxK (default 2048x2048x2048)");
+  auto* transposes_option = app.add_option("--transposes", transposes, "op(A) op(B): nn, nt, tn or tt (default nn)")
+                                ->check(CLI::IsMember({"nn", "nt", "tn", "tt"}));
+  auto* attention_option = app.add_option("--attention", attention, "BxHxNxD: time attention instead of matmul")
+                               ->excludes(matmul_option)
+                               ->excludes(transposes_option);
   app.add_flag("--causal", causal, "causal attention")->needs(attention_option);
   app.add_flag("--backward", backward, "the attention backward (dQ, dK, dV) rather than the forward")
       ->needs(attention_option);
