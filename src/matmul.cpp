@@ -261,6 +261,39 @@ Tensor matmul(const Tensor& a, const Tensor& b, const MatmulOptions& options) {
   return c;
 }
 
+namespace {
+
+// The shape of matmul(a, b, options)'s output, with the checks on the way that decide it
+// (ranks, inner dimensions, batches): the backward has no output to take it from, and
+// its own products would accept operands or a gradient of the wrong shape.
+Shape forward_output_shape(std::string_view op, const Tensor& a, const Tensor& b, const MatmulOptions& options) {
+  for (auto [name, tensor] : {std::pair{"a", &a}, std::pair{"b", &b}}) {
+    if (!tensor->defined()) fail(ErrorKind::invalid_argument, op, name, "expected a tensor, got an undefined one");
+    if (tensor->rank() != 2 && tensor->rank() != 3) {
+      fail(ErrorKind::invalid_argument, op, name,
+           "expected a matrix [rows, cols] or a batch [batch, rows, cols], got shape " + to_string(tensor->shape()));
+    }
+  }
+  const int ra = a.rank(), rb = b.rank();
+  const std::int64_t m = options.trans_a ? a.shape()[ra - 1] : a.shape()[ra - 2];
+  const std::int64_t k = options.trans_a ? a.shape()[ra - 2] : a.shape()[ra - 1];
+  const std::int64_t b_rows = options.trans_b ? b.shape()[rb - 1] : b.shape()[rb - 2];
+  const std::int64_t n = options.trans_b ? b.shape()[rb - 2] : b.shape()[rb - 1];
+  if (b_rows != k) {
+    fail(ErrorKind::invalid_argument, op, "b",
+         "expected op(b) to have " + std::to_string(k) + " rows, the columns of op(a) " + to_string({m, k}) +
+             ", got op(b) " + to_string({b_rows, n}));
+  }
+  const std::int64_t batch_a = ra == 3 ? a.shape()[0] : 1, batch_b = rb == 3 ? b.shape()[0] : 1;
+  if (batch_a != batch_b && batch_a != 1 && batch_b != 1) {
+    fail(ErrorKind::invalid_argument, op, "b",
+         "expected a batch of " + std::to_string(batch_a) + " or 1 like a, got " + std::to_string(batch_b));
+  }
+  return ra == 3 || rb == 3 ? Shape{std::max(batch_a, batch_b), m, n} : Shape{m, n};
+}
+
+}  // namespace
+
 MatmulGradients matmul_backward(const Tensor& grad_out, const Tensor& a, const Tensor& b, const MatmulOptions& options) {
   constexpr std::string_view op = "porta::matmul_backward";
   if (options.beta != 0.0f) {
@@ -268,18 +301,18 @@ MatmulGradients matmul_backward(const Tensor& grad_out, const Tensor& a, const T
                                                              std::to_string(options.beta));
   }
   // The forward's output shape, and the gradient's, must agree.
-  MatmulOptions plain = options;
-  plain.epilogue = Epilogue::none;
-  plain.out_dtype = grad_out.defined() ? std::optional<DType>(grad_out.dtype()) : std::nullopt;
+  const Shape output = forward_output_shape(op, a, b, options);
+  if (!grad_out.defined()) fail(ErrorKind::invalid_argument, op, "grad_out", "expected a tensor, got an undefined one");
+  if (grad_out.shape() != output) {
+    fail(ErrorKind::invalid_argument, op, "grad_out",
+         "expected shape " + to_string(output) + " like the forward's output, got " + to_string(grad_out.shape()));
+  }
   Tensor grad = grad_out;
-  if (!grad.defined()) fail(ErrorKind::invalid_argument, op, "grad_out", "expected a tensor, got an undefined one");
   if (options.epilogue == Epilogue::gelu) {
-    Tensor pre_activation = matmul(a, b, plain);  // recomputed: the forward saves only its inputs
-    if (pre_activation.shape() != grad.shape()) {
-      fail(ErrorKind::invalid_argument, op, "grad_out",
-           "expected shape " + to_string(pre_activation.shape()) + " like the output, got " + to_string(grad.shape()));
-    }
-    grad = gelu_backward(grad, pre_activation);
+    MatmulOptions plain = options;
+    plain.epilogue = Epilogue::none;
+    plain.out_dtype = grad_out.dtype();
+    grad = gelu_backward(grad, matmul(a, b, plain));  // recomputed: the forward saves only its inputs
   }
   const DType dtype = a.dtype();
   if (grad.dtype() != dtype) grad = grad.to(dtype);

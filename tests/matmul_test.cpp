@@ -435,5 +435,38 @@ TEST(MatmulErrors, BadArgumentsAreNamed) {
   }
 }
 
+// The backward has no forward output to check grad_out against: it works out the
+// forward's shape itself, so a wrong grad_out or mismatched operands are named, never
+// turned into gradients of the wrong shape.
+TEST(MatmulErrors, BackwardChecksTheForwardsShapes) {
+  for (const Device& device : devices()) {
+    SCOPED_TRACE(device.id());
+    Tensor a = zeros({4, 5}, f32, device), b = zeros({5, 3}, f32, device);
+    EXPECT_NE(error_text([&] { matmul_backward(zeros({3, 3}, f32, device), a, b); })
+                  .find("grad_out: expected shape [4, 3]"),
+              std::string::npos);
+    EXPECT_NE(error_text([&] { matmul_backward(zeros({4, 3}, f32, device), a, zeros({6, 3}, f32, device)); })
+                  .find("expected op(b) to have 5 rows"),
+              std::string::npos);
+    EXPECT_NE(error_text([&] { matmul_backward(zeros({2, 4, 3}, f32, device), zeros({2, 4, 5}, f32, device),
+                                               zeros({3, 5, 3}, f32, device)); })
+                  .find("expected a batch of 2 or 1"),
+              std::string::npos);
+    EXPECT_NE(error_text([&] { matmul_backward(zeros({4, 3}, f32, device), zeros({5}, f32, device), b); })
+                  .find("expected a matrix"),
+              std::string::npos);
+    MatmulOptions transposed;
+    transposed.trans_a = true;
+    EXPECT_NE(error_text([&] { matmul_backward(zeros({4, 3}, f32, device), a, b, transposed); })
+                  .find("expected op(b) to have 4 rows"),
+              std::string::npos);
+    MatmulOptions gelu;
+    gelu.epilogue = Epilogue::gelu;
+    EXPECT_NE(error_text([&] { matmul_backward(zeros({4, 4}, f32, device), a, b, gelu); })
+                  .find("grad_out: expected shape [4, 3]"),
+              std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace porta::test
