@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -231,6 +232,31 @@ void check_struct_size(const Options& options, const char* function, const char*
          "struct_size is " + std::to_string(options.struct_size) + ", expected at least " +
              std::to_string(sizeof(Options)) + " (initialise it with " + init + ")");
   }
+}
+
+// beta took what was padding at the end of the first release's struct: the size did not
+// change, so every caller's struct_size covers it.
+static_assert(sizeof(porta_matmul_options) ==
+              (offsetof(porta_matmul_options, epilogue) + sizeof(porta_epilogue) + alignof(porta_matmul_options) - 1) /
+                  alignof(porta_matmul_options) * alignof(porta_matmul_options));
+
+porta::MatmulOptions matmul_options(const porta_matmul_options* options, const char* function) {
+  porta::MatmulOptions converted;
+  if (options == nullptr) return converted;
+  check_struct_size(*options, function, "options", "porta_matmul_options_init");
+  converted.trans_a = options->trans_a != 0;
+  converted.trans_b = options->trans_b != 0;
+  converted.alpha = options->alpha;
+  converted.beta = options->beta;
+  if (options->bias != nullptr) converted.bias = tensor_of(options->bias, function, "options->bias");
+  switch (options->epilogue) {
+    case PORTA_EPILOGUE_NONE: converted.epilogue = porta::Epilogue::none; break;
+    case PORTA_EPILOGUE_GELU: converted.epilogue = porta::Epilogue::gelu; break;
+    default:
+      fail(PORTA_ERROR_INVALID_ARGUMENT, function, "options->epilogue",
+           "expected PORTA_EPILOGUE_NONE or PORTA_EPILOGUE_GELU, got " + std::to_string(options->epilogue));
+  }
+  return converted;
 }
 
 porta::AttentionOptions attention_options(const porta_attention_options* options, const char* function) {
@@ -461,23 +487,49 @@ porta_status porta_matmul(porta_tensor a, porta_tensor b, const porta_matmul_opt
     porta::Tensor left = tensor_of(a, function, "a");
     porta::Tensor right = tensor_of(b, function, "b");
     porta_tensor& result = required(out, function, "out");
-    porta::MatmulOptions converted;
-    if (options != nullptr) {
-      check_struct_size(*options, function, "options", "porta_matmul_options_init");
-      converted.trans_a = options->trans_a != 0;
-      converted.trans_b = options->trans_b != 0;
-      converted.alpha = options->alpha;
-      if (options->bias != nullptr) converted.bias = tensor_of(options->bias, function, "options->bias");
-      switch (options->epilogue) {
-        case PORTA_EPILOGUE_NONE: converted.epilogue = porta::Epilogue::none; break;
-        case PORTA_EPILOGUE_GELU: converted.epilogue = porta::Epilogue::gelu; break;
-        default:
-          fail(PORTA_ERROR_INVALID_ARGUMENT, function, "options->epilogue",
-               "expected PORTA_EPILOGUE_NONE or PORTA_EPILOGUE_GELU, got " +
-                   std::to_string(options->epilogue));
-      }
+    const porta::MatmulOptions converted = matmul_options(options, function);
+    if (converted.beta != 0.0f) {
+      fail(PORTA_ERROR_INVALID_ARGUMENT, function, "options->beta",
+           "expected 0 for a new output (porta_matmul_into scales an existing one), got " +
+               std::to_string(converted.beta));
     }
     publish(porta::matmul(left, right, converted), &result);
+  });
+}
+
+porta_status porta_matmul_into(porta_tensor a, porta_tensor b, const porta_matmul_options* options,
+                               porta_tensor c) noexcept {
+  constexpr const char* function = "porta_matmul_into";
+  return guarded(function, [&] {
+    porta::Tensor left = tensor_of(a, function, "a");
+    porta::Tensor right = tensor_of(b, function, "b");
+    porta::Tensor target = tensor_of(c, function, "c");  // shares c's storage: the result lands there
+    porta::MatmulOptions converted = matmul_options(options, function);
+    if (target.dtype() == porta::DType::f32) converted.out_dtype = porta::DType::f32;  // else the operands'
+    porta::matmul_into(target, left, right, converted);
+  });
+}
+
+porta_status porta_matmul_backward(porta_tensor grad_out, porta_tensor a, porta_tensor b,
+                                   const porta_matmul_options* options, porta_tensor* da, porta_tensor* db,
+                                   porta_tensor* dbias) noexcept {
+  constexpr const char* function = "porta_matmul_backward";
+  return guarded(function, [&] {
+    porta::Tensor grad = tensor_of(grad_out, function, "grad_out");
+    porta::Tensor left = tensor_of(a, function, "a");
+    porta::Tensor right = tensor_of(b, function, "b");
+    porta_tensor& da_handle = required(da, function, "da");
+    porta_tensor& db_handle = required(db, function, "db");
+    const porta::MatmulOptions converted = matmul_options(options, function);
+    const bool has_bias = converted.bias.defined();
+    if (has_bias) required(dbias, function, "dbias");
+    porta::MatmulGradients gradients = porta::matmul_backward(grad, left, right, converted);
+    if (has_bias) {
+      publish<3>({std::move(gradients.da), std::move(gradients.db), std::move(gradients.dbias)},
+                 {&da_handle, &db_handle, dbias});
+    } else {
+      publish<2>({std::move(gradients.da), std::move(gradients.db)}, {&da_handle, &db_handle});
+    }
   });
 }
 

@@ -1,6 +1,7 @@
 /* c_api_end_to_end.c — the C API from a C translation unit: tensors in and out, matmul
- * (transposes, bias, GELU) and attention forward and backward on one device, each
- * checked against a float64 reference written here in C. */
+ * (transposes, bias, GELU; into an existing output with beta; its backward) and attention
+ * forward and backward on one device, each checked against a float64 reference written
+ * here in C. */
 #include "c_api_end_to_end.h"
 
 #include <math.h>
@@ -71,6 +72,11 @@ static int close_enough(Report* report, const char* what, const float* got, cons
 
 static double gelu(double x) { return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
 
+static double gelu_derivative(double x) {
+  const double t = tanh(0.7978845608028654 * (x + 0.044715 * x * x * x));
+  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);
+}
+
 static porta_status upload(porta_device device, const float* values, const int64_t* shape, int32_t rank,
                            porta_tensor* tensor) {
   size_t count = 1;
@@ -84,14 +90,17 @@ int c_api_check_matmul(const char* device_name, uint64_t seed, char* text, size_
   enum { M = 7, K = 13, N = 5 };
   uint64_t state = seed | 1;
   porta_device device = NULL;
-  porta_tensor a = NULL, b = NULL, bias = NULL, plain = NULL, fused = NULL, at = NULL, bt = NULL;
+  porta_tensor a = NULL, b = NULL, bias = NULL, plain = NULL, fused = NULL, at = NULL, bt = NULL, c = NULL;
+  porta_tensor grad = NULL, da = NULL, db = NULL, dbias = NULL;
   float* host_a = random_floats(M * K, &state);
   float* host_b = random_floats(K * N, &state);
   float* host_bias = random_floats(N, &state);
+  float* host_c = random_floats(M * N, &state);
+  float* host_grad = random_floats(M * N, &state);
   float got[M * N];
   double want[M * N];
   float back[M * K];
-  if (host_a == NULL || host_b == NULL || host_bias == NULL) {
+  if (host_a == NULL || host_b == NULL || host_bias == NULL || host_c == NULL || host_grad == NULL) {
     say(report, C_API_CHECK_FAILED, "out of host memory");
     goto cleanup;
   }
@@ -174,6 +183,90 @@ int c_api_check_matmul(const char* device_name, uint64_t seed, char* text, size_
                       (K + 3 + 64) * F32_EPSILON)) {
       goto cleanup;
     }
+
+    /* Its backward: dz = grad * gelu'(z), z = 0.5 a b + bias; op(a)'s gradient 0.5 dz b^T,
+     * op(b)'s 0.5 a^T dz, each returned in its operand's (transposed) layout; dbias the
+     * column sums of dz. */
+    {
+      const int64_t shape_c[2] = {M, N};
+      double dz[M * N], want_da[K * M], want_db[N * K], want_dbias[N];
+      float got_da[K * M], got_db[N * K], got_dbias[N];
+      CALL(upload(device, host_grad, shape_c, 2, &grad));
+      CALL(porta_matmul_backward(grad, at, bt, &options, &da, &db, &dbias));
+      CALL(porta_tensor_to_host(da, got_da, sizeof got_da));
+      CALL(porta_tensor_to_host(db, got_db, sizeof got_db));
+      CALL(porta_tensor_to_host(dbias, got_dbias, sizeof got_dbias));
+      for (int i = 0; i < M; ++i) {
+        for (int j = 0; j < N; ++j) {
+          double sum = 0;
+          for (int k = 0; k < K; ++k) sum += (double)host_a[i * K + k] * host_b[k * N + j];
+          dz[i * N + j] = host_grad[i * N + j] * gelu_derivative(0.5 * sum + host_bias[j]);
+        }
+      }
+      for (int k = 0; k < K; ++k) {
+        for (int i = 0; i < M; ++i) {
+          double sum = 0;
+          for (int j = 0; j < N; ++j) sum += dz[i * N + j] * host_b[k * N + j];
+          want_da[k * M + i] = 0.5 * sum;
+        }
+      }
+      for (int j = 0; j < N; ++j) {
+        double column = 0;
+        for (int k = 0; k < K; ++k) {
+          double sum = 0;
+          for (int i = 0; i < M; ++i) sum += (double)host_a[i * K + k] * dz[i * N + j];
+          want_db[j * K + k] = 0.5 * sum;
+        }
+        for (int i = 0; i < M; ++i) column += dz[i * N + j];
+        want_dbias[j] = column;
+      }
+      /* dz carries the recomputed pre-activation's rounding through GELU's derivative. */
+      if (!close_enough(report, "matmul backward: da", got_da, want_da, K * M, (K + N + 64) * F32_EPSILON) ||
+          !close_enough(report, "matmul backward: db", got_db, want_db, N * K, (K + M + 64) * F32_EPSILON) ||
+          !close_enough(report, "matmul backward: dbias", got_dbias, want_dbias, N, (K + M + 64) * F32_EPSILON)) {
+        goto cleanup;
+      }
+    }
+  }
+
+  /* c = 0.5 a b + 0.75 c + bias into an existing c; then with beta 0 over a c of NaN,
+   * which must not be read. */
+  {
+    const int64_t shape_c[2] = {M, N};
+    porta_matmul_options options;
+    float nans[M * N];
+    CALL(upload(device, host_c, shape_c, 2, &c));
+    porta_matmul_options_init(&options);
+    options.alpha = 0.5f;
+    options.beta = 0.75f;
+    options.bias = bias;
+    CALL(porta_matmul_into(a, b, &options, c));
+    CALL(porta_tensor_to_host(c, got, sizeof got));
+    for (int i = 0; i < M; ++i) {
+      for (int j = 0; j < N; ++j) {
+        double sum = 0;
+        for (int k = 0; k < K; ++k) sum += (double)host_a[i * K + k] * host_b[k * N + j];
+        want[i * N + j] = 0.5 * sum + 0.75 * host_c[i * N + j] + host_bias[j];
+      }
+    }
+    if (!close_enough(report, "matmul_into 0.5 a b + 0.75 c + bias", got, want, M * N, (K + 5) * F32_EPSILON)) {
+      goto cleanup;
+    }
+    for (int i = 0; i < M * N; ++i) nans[i] = NAN;
+    porta_tensor_free(c);
+    c = NULL;
+    CALL(upload(device, nans, shape_c, 2, &c));
+    options.beta = 0.0f;
+    CALL(porta_matmul_into(a, b, &options, c));
+    CALL(porta_tensor_to_host(c, got, sizeof got));
+    for (int i = 0; i < M; ++i) {
+      for (int j = 0; j < N; ++j) {
+        double sum = 0;
+        for (int k = 0; k < K; ++k) sum += (double)host_a[i * K + k] * host_b[k * N + j];
+        want[i * N + j] = 0.5 * sum + host_bias[j];
+      }
+    }
+    if (!close_enough(report, "matmul_into beta 0 over NaN", got, want, M * N, (K + 4) * F32_EPSILON)) goto cleanup;
   }
   say(report, C_API_CHECK_PASSED, "ok");
 
@@ -185,9 +278,16 @@ cleanup:
   porta_tensor_free(fused);
   porta_tensor_free(at);
   porta_tensor_free(bt);
+  porta_tensor_free(c);
+  porta_tensor_free(grad);
+  porta_tensor_free(da);
+  porta_tensor_free(db);
+  porta_tensor_free(dbias);
   free(host_a);
   free(host_b);
   free(host_bias);
+  free(host_c);
+  free(host_grad);
   return report->result;
 }
 

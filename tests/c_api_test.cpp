@@ -293,6 +293,99 @@ TEST(CApiErrors, Matmul) {
   for (porta_tensor tensor : {a, b, wrong, elsewhere, out}) EXPECT_EQ(porta_tensor_free(tensor), PORTA_OK);
 }
 
+TEST(CApiErrors, MatmulBetaNeedsAnExistingOutput) {
+  porta_tensor a = make(cpu(), {2, 3});
+  porta_tensor b = make(cpu(), {3, 4});
+  porta_tensor out = untouched_tensor();
+  porta_matmul_options options;
+  porta_matmul_options_init(&options);
+  EXPECT_EQ(options.beta, 0.0f);
+  options.beta = 0.5f;
+  EXPECT_TRUE(failed_with(porta_matmul(a, b, &options, &out), PORTA_ERROR_INVALID_ARGUMENT,
+                          {"porta_matmul", "options->beta", "porta_matmul_into"}));
+  EXPECT_EQ(out, untouched_tensor());
+  for (porta_tensor tensor : {a, b}) EXPECT_EQ(porta_tensor_free(tensor), PORTA_OK);
+}
+
+TEST(CApiErrors, MatmulInto) {
+  porta_tensor a = make(cpu(), {2, 3});
+  porta_tensor b = make(cpu(), {3, 4});
+  porta_tensor c = make(cpu(), {2, 4}, 7.0f);
+  porta_tensor wrong = make(cpu(), {4, 2}, 7.0f);
+  porta_tensor elsewhere = make(cpu(1), {2, 4}, 7.0f);
+  porta_tensor square = make(cpu(), {3, 3});
+  porta_tensor freed = make(cpu(), {2, 4});
+  ASSERT_EQ(porta_tensor_free(freed), PORTA_OK);
+  std::int64_t shape[2] = {2, 4};
+  std::vector<std::int32_t> integers(8, 0);
+  porta_tensor integer = nullptr;
+  ASSERT_EQ(porta_tensor_from_host(cpu(), PORTA_I32, shape, 2, integers.data(), 8 * sizeof(std::int32_t), &integer),
+            PORTA_OK);
+  porta_matmul_options options;
+  porta_matmul_options_init(&options);
+  options.beta = 1.0f;
+
+  EXPECT_TRUE(failed_with(porta_matmul_into(a, b, &options, nullptr), PORTA_ERROR_INVALID_HANDLE,
+                          {"porta_matmul_into", "argument c"}));
+  EXPECT_TRUE(failed_with(porta_matmul_into(a, b, &options, freed), PORTA_ERROR_INVALID_HANDLE, {"argument c", "already freed"}));
+  EXPECT_TRUE(failed_with(porta_matmul_into(a, b, &options, wrong), PORTA_ERROR_INVALID_ARGUMENT, {"c", "[2, 4]", "[4, 2]"}));
+  EXPECT_TRUE(failed_with(porta_matmul_into(a, b, &options, elsewhere), PORTA_ERROR_INVALID_ARGUMENT, {"cpu:1"}));
+  EXPECT_TRUE(failed_with(porta_matmul_into(a, b, &options, integer), PORTA_ERROR_INVALID_ARGUMENT, {"c", "i32"}));
+  EXPECT_TRUE(failed_with(porta_matmul_into(square, square, &options, square), PORTA_ERROR_INVALID_ARGUMENT,
+                          {"overlaps input a"}));
+  porta_matmul_options zeroed{};
+  EXPECT_TRUE(failed_with(porta_matmul_into(a, b, &zeroed, c), PORTA_ERROR_INVALID_ARGUMENT,
+                          {"porta_matmul_into", "struct_size"}));
+
+  // Every failure left c as it was; then c = 1 * a b + 1 * c (each product 3, each c 7).
+  float host[8];
+  ASSERT_EQ(porta_tensor_to_host(c, host, sizeof host), PORTA_OK);
+  for (float value : host) EXPECT_EQ(value, 7.0f);
+  ASSERT_EQ(porta_matmul_into(a, b, &options, c), PORTA_OK) << porta_last_error();
+  ASSERT_EQ(porta_tensor_to_host(c, host, sizeof host), PORTA_OK);
+  for (float value : host) EXPECT_EQ(value, 10.0f);
+  for (porta_tensor tensor : {a, b, c, wrong, elsewhere, square, integer}) EXPECT_EQ(porta_tensor_free(tensor), PORTA_OK);
+}
+
+TEST(CApiErrors, MatmulBackward) {
+  porta_tensor a = make(cpu(), {2, 3});
+  porta_tensor b = make(cpu(), {3, 4});
+  porta_tensor grad = make(cpu(), {2, 4});
+  porta_tensor wrong = make(cpu(), {4, 2});
+  porta_tensor bias = make(cpu(), {4});
+  porta_tensor da = untouched_tensor(), db = untouched_tensor(), dbias = untouched_tensor();
+  porta_matmul_options options;
+  porta_matmul_options_init(&options);
+
+  EXPECT_TRUE(failed_with(porta_matmul_backward(nullptr, a, b, nullptr, &da, &db, nullptr), PORTA_ERROR_INVALID_HANDLE,
+                          {"porta_matmul_backward", "argument grad_out"}));
+  EXPECT_TRUE(failed_with(porta_matmul_backward(grad, a, b, nullptr, nullptr, &db, nullptr), PORTA_ERROR_INVALID_ARGUMENT,
+                          {"argument da"}));
+  EXPECT_TRUE(failed_with(porta_matmul_backward(grad, a, b, nullptr, &da, nullptr, nullptr), PORTA_ERROR_INVALID_ARGUMENT,
+                          {"argument db"}));
+  EXPECT_TRUE(failed_with(porta_matmul_backward(wrong, a, b, nullptr, &da, &db, nullptr), PORTA_ERROR_INVALID_ARGUMENT,
+                          {"grad_out"}));
+  options.bias = bias;
+  EXPECT_TRUE(failed_with(porta_matmul_backward(grad, a, b, &options, &da, &db, nullptr), PORTA_ERROR_INVALID_ARGUMENT,
+                          {"argument dbias"}));
+  options.beta = 1.0f;
+  EXPECT_TRUE(failed_with(porta_matmul_backward(grad, a, b, &options, &da, &db, &dbias), PORTA_ERROR_INVALID_ARGUMENT,
+                          {"beta"}));
+  EXPECT_EQ(da, untouched_tensor());
+  EXPECT_EQ(db, untouched_tensor());
+  EXPECT_EQ(dbias, untouched_tensor());
+
+  // Without a bias, dbias is neither required nor written.
+  ASSERT_EQ(porta_matmul_backward(grad, a, b, nullptr, &da, &db, &dbias), PORTA_OK) << porta_last_error();
+  EXPECT_EQ(dbias, untouched_tensor());
+  float host_da[6], host_db[12];
+  ASSERT_EQ(porta_tensor_to_host(da, host_da, sizeof host_da), PORTA_OK);
+  ASSERT_EQ(porta_tensor_to_host(db, host_db, sizeof host_db), PORTA_OK);
+  for (float value : host_da) EXPECT_EQ(value, 4.0f);  // grad (ones) times b^T: 4 ones per row
+  for (float value : host_db) EXPECT_EQ(value, 2.0f);  // a^T times grad: 2 rows
+  for (porta_tensor tensor : {a, b, grad, wrong, bias, da, db}) EXPECT_EQ(porta_tensor_free(tensor), PORTA_OK);
+}
+
 TEST(CApiErrors, Attention) {
   porta_tensor q = make(cpu(), {1, 2, 3, 32});
   porta_tensor k = make(cpu(), {1, 1, 4, 32});

@@ -124,7 +124,7 @@ PORTA_API porta_status porta_tensor_nbytes(porta_tensor tensor, size_t* bytes) P
  * a handle freed twice is PORTA_ERROR_INVALID_HANDLE. */
 PORTA_API porta_status porta_tensor_free(porta_tensor tensor) PORTA_NOEXCEPT;
 
-/* ---- matmul: out = epilogue(alpha * op(a) * op(b) + bias) -------------------------- */
+/* ---- matmul: out = epilogue(alpha * op(a) * op(b) + beta * out + bias) ------------- */
 
 typedef int32_t porta_epilogue;
 enum porta_epilogue_code { PORTA_EPILOGUE_NONE = 0, PORTA_EPILOGUE_GELU = 1 };
@@ -136,6 +136,8 @@ typedef struct porta_matmul_options {
   float alpha;             /* default 1 */
   porta_tensor bias;       /* NULL, or [N] added to every row before the epilogue */
   porta_epilogue epilogue; /* GELU: GPT-2's tanh approximation */
+  float beta;              /* porta_matmul_into only: scales c's previous contents; default 0
+                            * (appended in 0.1.1, in what was padding: the size is unchanged) */
 } porta_matmul_options;
 
 PORTA_API void porta_matmul_options_init(porta_matmul_options* options) PORTA_NOEXCEPT;
@@ -145,6 +147,20 @@ PORTA_API void porta_matmul_options_init(porta_matmul_options* options) PORTA_NO
  * [batch?, M, N] tensor to free with porta_tensor_free. */
 PORTA_API porta_status porta_matmul(porta_tensor a, porta_tensor b, const porta_matmul_options* options,
                                     porta_tensor* out) PORTA_NOEXCEPT;
+/* The same into an existing tensor c, which options->beta scales (sgemm's C = alpha A B +
+ * beta C, with the bias and epilogue after it): c is [batch?, M, N] on a's device, f32 or
+ * the operands' dtype (so f16/bf16 operands can give f32 results), and overlaps none of
+ * a, b and the bias. Nothing is allocated for the output. */
+PORTA_API porta_status porta_matmul_into(porta_tensor a, porta_tensor b, const porta_matmul_options* options,
+                                         porta_tensor c) PORTA_NOEXCEPT;
+/* Training: the gradients of porta_matmul(a, b, options) (beta 0) given grad_out, the
+ * gradient of its output (GELU's backward is applied first, from the recomputed
+ * pre-activation). *da is like a, *db like b (summed over the batch when b was
+ * broadcast), *dbias [N] in the bias's dtype; dbias is required when options->bias is set
+ * and may be NULL otherwise (then nothing is written to it). */
+PORTA_API porta_status porta_matmul_backward(porta_tensor grad_out, porta_tensor a, porta_tensor b,
+                                             const porta_matmul_options* options, porta_tensor* da,
+                                             porta_tensor* db, porta_tensor* dbias) PORTA_NOEXCEPT;
 
 /* ---- attention (fused, O(N) memory) ------------------------------------------------ */
 
