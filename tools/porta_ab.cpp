@@ -38,6 +38,7 @@ struct Library {
   decltype(&porta_tensor_free) free = nullptr;
   decltype(&porta_matmul_options_init) options_init = nullptr;
   decltype(&porta_matmul) matmul = nullptr;
+  decltype(&porta_matmul_into) matmul_into = nullptr;  // null in builds older than 0.1.1
   decltype(&porta_attention_options_init) attention_options_init = nullptr;
   decltype(&porta_attention_forward) attention_forward = nullptr;
   decltype(&porta_attention_backward) attention_backward = nullptr;
@@ -53,6 +54,7 @@ struct Library {
     resolve(free, "porta_tensor_free");
     resolve(options_init, "porta_matmul_options_init");
     resolve(matmul, "porta_matmul");
+    matmul_into = reinterpret_cast<decltype(matmul_into)>(dlsym(handle, "porta_matmul_into"));
     resolve(attention_options_init, "porta_attention_options_init");
     resolve(attention_forward, "porta_attention_forward");
     resolve(attention_backward, "porta_attention_backward");
@@ -86,7 +88,7 @@ class Workload {
     lib.check(lib.synchronize(device), "synchronize");
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (out != nullptr) lib.check(lib.to_host(result, out->data(), out->size() * sizeof(float)), "output");
-    lib.free(result);
+    if (std::find(owned.begin(), owned.end(), result) == owned.end()) lib.free(result);
     return seconds;
   }
 
@@ -99,19 +101,24 @@ class Workload {
     owned.push_back(t);
     return t;
   }
-  virtual porta_tensor run() = 0;  // one call; returns its first output, the rest freed
+  virtual porta_tensor run() = 0;  // one call; returns its first output (freed after, unless owned), the rest freed
 
   const Library& lib;
   porta_device device = nullptr;
   std::vector<porta_tensor> owned;  // freed with the workload: its inputs, and the forward's O and LSE for a backward
 };
 
+// into: C is allocated once and written by porta_matmul_into on every call, so no call
+// pays for a new output's allocation and page faults (both builds must offer it).
 class Matmul final : public Workload {
  public:
   Matmul(const Library& library, const std::string& device_name, const std::vector<std::int64_t>& a_shape,
          const std::vector<std::int64_t>& b_shape, const std::vector<float>& a_host, const std::vector<float>& b_host,
-         bool trans_a, bool trans_b)
-      : Workload(library, device_name), a(input(a_shape, a_host)), b(input(b_shape, b_host)) {
+         const std::vector<std::int64_t>& c_shape, bool trans_a, bool trans_b, bool into)
+      : Workload(library, device_name),
+        a(input(a_shape, a_host)),
+        b(input(b_shape, b_host)),
+        c(into ? input(c_shape, std::vector<float>(std::size_t(c_shape[0] * c_shape[1]))) : nullptr) {
     lib.options_init(&options);
     options.trans_a = trans_a;
     options.trans_b = trans_b;
@@ -119,11 +126,15 @@ class Matmul final : public Workload {
 
  private:
   porta_tensor run() override {
-    porta_tensor c = nullptr;
-    lib.check(lib.matmul(a, b, &options, &c), "matmul");
-    return c;
+    if (c != nullptr) {
+      lib.check(lib.matmul_into(a, b, &options, c), "matmul_into");
+      return c;
+    }
+    porta_tensor result = nullptr;
+    lib.check(lib.matmul(a, b, &options, &result), "matmul");
+    return result;
   }
-  porta_tensor a, b;
+  porta_tensor a, b, c;
   porta_matmul_options options{};
 };
 
@@ -238,11 +249,14 @@ int main(int argc, char** argv) {
       const std::vector<float> a = random_values(std::size_t(m * k), random), b = random_values(std::size_t(k * n), random);
       const std::vector<std::int64_t> a_shape = trans_a ? std::vector<std::int64_t>{k, m} : std::vector<std::int64_t>{m, k};
       const std::vector<std::int64_t> b_shape = trans_b ? std::vector<std::int64_t>{n, k} : std::vector<std::int64_t>{k, n};
-      old_op = std::make_unique<Matmul>(old_lib, device, a_shape, b_shape, a, b, trans_a, trans_b);
-      new_op = std::make_unique<Matmul>(new_lib, device, a_shape, b_shape, a, b, trans_a, trans_b);
+      const bool into = old_lib.matmul_into != nullptr && new_lib.matmul_into != nullptr;  // else both allocate
+      old_op = std::make_unique<Matmul>(old_lib, device, a_shape, b_shape, a, b, std::vector<std::int64_t>{m, n}, trans_a,
+                                        trans_b, into);
+      new_op = std::make_unique<Matmul>(new_lib, device, a_shape, b_shape, a, b, std::vector<std::int64_t>{m, n}, trans_a,
+                                        trans_b, into);
       output_size = std::size_t(m * n);
       flop = 2.0 * double(m) * double(n) * double(k);
-      label = shape + " " + transposes;
+      label = shape + " " + transposes + (into ? "" : " (a new C per call: a build predates porta_matmul_into)");
     }
 
     // First calls (kernel builds, pools, page faults) apart; then the two builds agree?
