@@ -240,26 +240,6 @@ void matmul_into(Tensor& c, const Tensor& a, const Tensor& b, const MatmulOption
                        bias.defined() ? bias_contiguous.buffer().get() : nullptr, *c.buffer(), params, chosen);
 }
 
-Tensor matmul(const Tensor& a, const Tensor& b, const MatmulOptions& options) {
-  for (auto [name, tensor] : {std::pair{"a", &a}, std::pair{"b", &b}}) {
-    if (!tensor->defined()) fail(ErrorKind::invalid_argument, forward_op, name, "expected a tensor, got an undefined one");
-  }
-  if (options.beta != 0.0f) {
-    fail(ErrorKind::invalid_argument, forward_op, "options.beta",
-         "expected 0 for a new output (use matmul_into to scale an existing one), got " + std::to_string(options.beta));
-  }
-  const DType out = output_dtype(a, options);
-  Shape shape;
-  if (a.rank() >= 2 && a.rank() <= 3 && b.rank() >= 2 && b.rank() <= 3) {
-    const std::int64_t m = options.trans_a ? a.shape()[a.rank() - 1] : a.shape()[a.rank() - 2];
-    const std::int64_t n = options.trans_b ? b.shape()[b.rank() - 2] : b.shape()[b.rank() - 1];
-    const std::int64_t batch = std::max(a.rank() == 3 ? a.shape()[0] : 1, b.rank() == 3 ? b.shape()[0] : 1);
-    shape = a.rank() == 3 || b.rank() == 3 ? Shape{batch, m, n} : Shape{m, n};
-  }
-  Tensor c = Tensor::empty(shape.empty() ? Shape{0} : shape, out, a.device());
-  matmul_into(c, a, b, options);  // checks everything, including the shapes used above
-  return c;
-}
 
 namespace {
 
@@ -293,6 +273,17 @@ Shape forward_output_shape(std::string_view op, const Tensor& a, const Tensor& b
 }
 
 }  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b, const MatmulOptions& options) {
+  if (options.beta != 0.0f) {
+    fail(ErrorKind::invalid_argument, forward_op, "options.beta",
+         "expected 0 for a new output (use matmul_into to scale an existing one), got " + std::to_string(options.beta));
+  }
+  const Shape shape = forward_output_shape(forward_op, a, b, options);
+  Tensor c = Tensor::empty(shape, output_dtype(a, options), a.device());
+  matmul_into(c, a, b, options);  // checks the rest: dtypes, devices, bias, kernel
+  return c;
+}
 
 MatmulGradients matmul_backward(const Tensor& grad_out, const Tensor& a, const Tensor& b, const MatmulOptions& options) {
   constexpr std::string_view op = "porta::matmul_backward";
