@@ -150,7 +150,8 @@ PORTA_API porta_status porta_matmul(porta_tensor a, porta_tensor b, const porta_
 /* The same into an existing tensor c, which options->beta scales (sgemm's C = alpha A B +
  * beta C, with the bias and epilogue after it): c is [batch?, M, N] on a's device, f32 or
  * the operands' dtype (so f16/bf16 operands can give f32 results), and overlaps none of
- * a, b and the bias. Nothing is allocated for the output. */
+ * a, b and the bias. With beta 0, c's previous contents are not read (NaN included).
+ * Nothing is allocated for the output. */
 PORTA_API porta_status porta_matmul_into(porta_tensor a, porta_tensor b, const porta_matmul_options* options,
                                          porta_tensor c) PORTA_NOEXCEPT;
 /* Training: the gradients of porta_matmul(a, b, options) (beta 0) given grad_out, the
