@@ -16,7 +16,7 @@
 int main(int argc, char** argv) {
 #ifdef PORTA_BENCH_OPENBLAS
   give_openblas_its_best_kernel(argv);
-  benchmark::AddCustomContext("openblas_core", openblas_get_corename());
+  benchmark::AddCustomContext("openblas_core", openblas_kernels());
 #endif
   benchmark::Initialize(&argc, argv);
   std::vector<AttentionCase> shapes;

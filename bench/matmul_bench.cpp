@@ -17,7 +17,7 @@
 int main(int argc, char** argv) {
 #ifdef PORTA_BENCH_OPENBLAS
   give_openblas_its_best_kernel(argv);
-  benchmark::AddCustomContext("openblas_core", openblas_get_corename());
+  benchmark::AddCustomContext("openblas_core", openblas_kernels());
 #endif
   benchmark::Initialize(&argc, argv);
   const std::vector<MatmulCase> big = {{1024, 1024, 1024}, {2048, 2048, 2048}, {4096, 4096, 4096},

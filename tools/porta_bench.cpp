@@ -260,7 +260,7 @@ nlohmann::json machine_json(const std::vector<porta::Device>& devices, const Roo
                                   {"memory_bytes", info.memory_bytes}});
   }
 #ifdef PORTA_BENCH_OPENBLAS
-  machine["openblas_core"] = openblas_get_corename();
+  machine["openblas_core"] = openblas_kernels();
 #endif
   return machine;
 }
@@ -413,10 +413,15 @@ int main(int argc, char** argv) {
     const int threads = int(std::thread::hardware_concurrency());
     const Roofline roofline = measure_roofline(threads);
     double cache_fed[2] = {measure_cache_fed_share(threads, roofline), 0.0};
+#ifdef PORTA_BENCH_OPENBLAS
+    const std::string anchor_kernels = "; OpenBLAS's kernels: " + openblas_kernels();
+#else
+    const std::string anchor_kernels;
+#endif
     std::printf("machine: %s, %d threads; measured roofs: %.0f GFLOP/s f32 (%s), %.1f GB/s memory; "
-                "a cache-fed FMA loop at %.0f%% of that peak\n\n",
+                "a cache-fed FMA loop at %.0f%% of that peak%s\n\n",
                 cpu_model().c_str(), threads, roofline.peak_gflops, roofline.isa.c_str(), roofline.bandwidth_gbps,
-                100 * cache_fed[0]);
+                100 * cache_fed[0], anchor_kernels.c_str());
     std::fflush(stdout);
 
     std::vector<Result> results;
