@@ -16,42 +16,63 @@ __attribute__((target("avx512f"))) void microkernel_avx512(std::size_t kc, const
                                                            const TileOutput& out) {
   constexpr int mr = 12;
   if (out.c != nullptr && out.c_scale != 0.0f) {  // the C tile is read at the end: fetch it meanwhile
+#pragma GCC unroll 12
     for (int r = 0; r < mr; ++r) {
       _mm_prefetch(reinterpret_cast<const char*>(out.c + r * out.ldc), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(out.c + r * out.ldc + 16), _MM_HINT_T0);
     }
   }
   __m512 c[mr][2];
+#pragma GCC unroll 12
   for (int r = 0; r < mr; ++r) c[r][0] = c[r][1] = _mm512_setzero_ps();
-  for (std::size_t p = 0; p < kc; ++p) {
-    // The B sliver (kc x 32, 96 KiB at kc 768) outgrows L1 and streams from L2: fetch it
-    // 8 steps ahead. Measured with porta-bench in turn with OpenBLAS, four runs each:
-    // 2048^3 0.93 -> 1.01x, 4096x768x3072 0.89 -> 0.91x, 4096x3072x768 1.02 -> 1.03x.
-    _mm_prefetch(reinterpret_cast<const char*>(b + p * 32 + 256), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(b + p * 32 + 272), _MM_HINT_T0);
-    const __m512 b0 = _mm512_load_ps(b + p * 32);
-    const __m512 b1 = _mm512_load_ps(b + p * 32 + 16);
+  // The loop of the AVX2 kernel below, in 512 bits: two steps per iteration, pointers
+  // walked to an end, and the next B sliver fetched as this one is used. On a Zen5
+  // (AVX-512, 2 threads) with porta-ab, 30 rounds, this alone gave 1.008 at 2048^3 nn,
+  // 1.020 at 4096^3 nt, 1.009 at 4096x768x3072 nn.
+  const float* const next_b = out.next_b;
+  const float* const a_end = a + kc * mr;
+  const float* nb = next_b != nullptr ? next_b : b;  // walks next_b's sliver (b's when unused: no null arithmetic)
+#pragma GCC unroll 2
+  for (; a != a_end; a += mr, b += 32, nb += 32) {
+    // The B sliver (kc x 32, 128 KiB at kc 1024) outgrows L1 and streams from L2: fetch
+    // it 8 steps ahead. On an earlier AVX-512 machine (ba821fe), porta-bench in turn with
+    // OpenBLAS, four runs each: 2048^3 0.93 -> 1.01x, 4096x768x3072 0.89 -> 0.91x,
+    // 4096x3072x768 1.02 -> 1.03x. Within noise either way on the Zen5.
+    _mm_prefetch(reinterpret_cast<const char*>(b + 256), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 272), _MM_HINT_T0);
+    if (next_b != nullptr) {
+      _mm_prefetch(reinterpret_cast<const char*>(nb), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(nb + 16), _MM_HINT_T0);
+    }
+    const __m512 b0 = _mm512_load_ps(b);
+    const __m512 b1 = _mm512_load_ps(b + 16);
 #pragma GCC unroll 12
     for (int r = 0; r < mr; ++r) {
-      const __m512 x = _mm512_set1_ps(a[p * mr + r]);
+      const __m512 x = _mm512_set1_ps(a[r]);
       c[r][0] = _mm512_fmadd_ps(x, b0, c[r][0]);
       c[r][1] = _mm512_fmadd_ps(x, b1, c[r][1]);
     }
   }
   if (out.c == nullptr) {
+#pragma GCC unroll 12
     for (int r = 0; r < mr; ++r) {
       _mm512_store_ps(out.acc + r * 32, c[r][0]);
       _mm512_store_ps(out.acc + r * 32 + 16, c[r][1]);
     }
     return;
   }
+  float* const tile = out.c;
+  const std::size_t ldc = out.ldc;
+  const float* const bias = out.bias;
+  const bool read_c = out.c_scale != 0.0f;
   const __m512 alpha = _mm512_set1_ps(out.alpha), scale = _mm512_set1_ps(out.c_scale);
-  const __m512 bias0 = out.bias ? _mm512_loadu_ps(out.bias) : _mm512_setzero_ps();
-  const __m512 bias1 = out.bias ? _mm512_loadu_ps(out.bias + 16) : _mm512_setzero_ps();
+  const __m512 bias0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+  const __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 12
   for (int r = 0; r < mr; ++r) {
-    float* row = out.c + r * out.ldc;
+    float* row = tile + r * ldc;
     __m512 v0 = _mm512_fmadd_ps(alpha, c[r][0], bias0), v1 = _mm512_fmadd_ps(alpha, c[r][1], bias1);
-    if (out.c_scale != 0.0f) {
+    if (read_c) {
       v0 = _mm512_fmadd_ps(scale, _mm512_loadu_ps(row), v0);
       v1 = _mm512_fmadd_ps(scale, _mm512_loadu_ps(row + 16), v1);
     }
@@ -162,7 +183,12 @@ void microkernel_portable(std::size_t kc, const float* a, const float* b, const 
 const MicrokernelShape& cpu_microkernel() {
   static const MicrokernelShape shape = [] {
     switch (cpu_isa()) {
-      case CpuIsa::avx512: return MicrokernelShape{12, 32, 768, 48, 2048, 512, microkernel_avx512};
+      // kc 1024 over 768: fewer passes over C, and k up to 2048 in one block. On a Zen5
+      // (48 KiB L1, 1 MiB L2) with porta-ab, four runs of 30 rounds each: 2048^3 nn
+      // 1.053-1.075, 4096^3 nt 1.057-1.071, 4096x768x3072 nn 1.006-1.034, 1024^3 nn
+      // 1.015-1.057 (with the loop above). Smaller blocks lost: kc 256 with mc 192
+      // 0.89-0.95, kc 384 or 512 with mc 96 0.97-0.99; kc 1536 and 2048 were no better.
+      case CpuIsa::avx512: return MicrokernelShape{12, 32, 1024, 48, 2048, 512, microkernel_avx512};
       // kc 512 (a 32 KiB B sliver) over 256: half the passes over C; measured on Zen3
       // (32 KiB L1, 512 KiB L2) at 1024^3 to 4096^3, 2-4% faster; mc 72 keeps A in L2.
       // Tasks of 256 columns rather than 512: twice as many for the threads to share;

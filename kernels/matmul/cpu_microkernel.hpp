@@ -10,8 +10,8 @@ namespace porta::kernels::cpu {
 // (a and b packed sliver by sliver: MR values of A, then NR values of B, per step of k):
 // into an f32 C tile directly, c = alpha * acc + c_scale * c (c_scale 0: C is not read)
 // + bias (when not null), or, when c is null, into `acc` for the generic store.
-// next_b, when not null, is the B sliver the caller will pass next: the AVX2 kernel
-// fetches it into L1 a line per step, as the lines of this call's sliver fall out of use.
+// next_b, when not null, is the B sliver the caller will pass next: the SIMD kernels
+// fetch it into L1 a line per step, as the lines of this call's sliver fall out of use.
 struct TileOutput {
   float* c;
   std::size_t ldc;
