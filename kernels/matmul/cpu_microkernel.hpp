@@ -11,7 +11,7 @@ namespace porta::kernels::cpu {
 // into an f32 C tile directly, c = alpha * acc + c_scale * c (c_scale 0: C is not read)
 // + bias (when not null), or, when c is null, into `acc` for the generic store.
 // next_b, when not null, is the B sliver the caller will pass next: the SIMD kernels
-// fetch it into L1 a line per step, as the lines of this call's sliver fall out of use.
+// fetch it into L1 a row per step, as the rows of this call's sliver fall out of use.
 struct TileOutput {
   float* c;
   std::size_t ldc;
