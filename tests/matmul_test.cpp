@@ -71,6 +71,9 @@ std::vector<MatmulCase> all_cases() {
         add({.m = 13, .n = 2100, .k = 1100, .bias = true, .alpha = 0.5f, .beta = 0.5f, .into = true});
         add({.m = 13, .n = 2100, .k = 1100, .trans_a = true, .dtype = DType::bf16, .out_dtype = DType::bf16});
         add({.m = 149, .n = 263, .k = 1543, .trans_a = true});  // A^T packed step by step, over three k blocks
+        // rows enough to feed the threads and one column block: each task spans n and packs
+        // its own rows of A (partial row, column and k blocks on every kernel)
+        add({.m = 613, .n = 1031, .k = 1100, .bias = true, .alpha = 0.5f, .beta = 0.5f, .into = true});
         // k blocks of every kernel's kc (256, 512, 1024) and a short one after them, over
         // full and partial tiles, accumulating into C
         add({.m = 29, .n = 67, .k = 2085, .trans_b = true, .bias = true, .alpha = 0.5f, .beta = 0.5f, .into = true});
