@@ -67,8 +67,8 @@ std::vector<MatmulCase> all_cases() {
       add({.m = 8, .n = 9, .k = 16384});
       add({.m = 5, .n = 7, .k = 16384, .trans_b = true, .dtype = DType::bf16, .out_dtype = DType::f32});
       if (!naive) add({.m = 301, .n = 257, .k = 259});
-      if (!naive) {  // several column blocks (nc 2048) and k blocks of the cpu's packed GEMM
-        add({.m = 13, .n = 2100, .k = 1100, .bias = true, .alpha = 0.5f, .beta = 0.5f, .into = true});
+      if (!naive) {  // several column blocks (nc 2048 or 4096) and k blocks of the cpu's packed GEMM
+        add({.m = 13, .n = 4200, .k = 1100, .bias = true, .alpha = 0.5f, .beta = 0.5f, .into = true});
         add({.m = 13, .n = 2100, .k = 1100, .trans_a = true, .dtype = DType::bf16, .out_dtype = DType::bf16});
         add({.m = 149, .n = 263, .k = 1543, .trans_a = true});  // A^T packed step by step, over three k blocks
         // rows enough to feed the threads and one column block: each task spans n and packs

@@ -310,7 +310,7 @@ void gemm_one(const void* a, const void* b, const void* bias, void* c, const Mat
   const std::size_t kc_max = k <= 2 * shape.kc ? k : shape.kc;  // one block when k is short
   // Column blocks of equal width in whole slivers, at most nc: 2304 columns as 2 x 1152
   // rather than 2048 + 256 ran 4096x2304x768 4% faster (nn; nt and tt 2%). One block of
-  // all n was 6-8% slower.
+  // all n was 6-8% slower then (AVX2 on Zen3, before tasks packed their own A).
   const std::size_t column_blocks = (n + shape.nc - 1) / shape.nc;
   const std::size_t nc_max = ((n + column_blocks - 1) / column_blocks + shape.nr - 1) / shape.nr * shape.nr;
   std::vector<float> partial;
