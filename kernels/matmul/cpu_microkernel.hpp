@@ -28,7 +28,8 @@ struct MicrokernelShape {
   static constexpr std::size_t max_mr = 16, max_nr = 64;  // what packing leaves room for
   std::size_t mr, nr;      // register block
   std::size_t kc, mc, nc;  // cache blocks: mc x kc of A in L2, each kc x nr sliver of B reused by mc / mr microkernels
-  std::size_t chunk;       // columns of C per task (a task: mc rows x chunk columns), a multiple of nr
+  std::size_t chunk;       // columns of C per task (a task: mc rows x chunk columns), a multiple of nr,
+                           // unless the row blocks alone feed the threads (then a task spans nc)
   Microkernel kernel;
 };
 const MicrokernelShape& cpu_microkernel();
