@@ -189,8 +189,8 @@ const MicrokernelShape& cpu_microkernel() {
       // 1.015-1.057 (with the loop above). Smaller blocks lost: kc 256 with mc 192
       // 0.89-0.95, kc 384 or 512 with mc 96 0.97-0.99; kc 1536 and 2048 were no better.
       // nc 4096 over 2048: the transformer shapes and 4096^3 become one column block, whose
-      // tasks pack their own rows of A (cpu_packed.cpp). On a Sapphire Rapids-class Xeon
-      // (2 MiB L2), porta-ab, 20 rounds: 4096x3072x768 1.013-1.020, 4096x2304x768
+      // tasks pack their own rows of A (cpu_packed.cpp). On an Intel Xeon (family 6
+      // model 207, 2 MiB L2), porta-ab, 20 rounds: 4096x3072x768 1.013-1.020, 4096x2304x768
       // 1.019, 4096^3 1.015-1.059.
       case CpuIsa::avx512: return MicrokernelShape{12, 32, 1024, 48, 4096, 512, microkernel_avx512};
       // kc 512 (a 32 KiB B sliver) over 256: half the passes over C; measured on Zen3

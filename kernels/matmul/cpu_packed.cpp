@@ -333,11 +333,12 @@ void gemm_one(const void* a, const void* b, const void* bias, void* c, const Mat
   // column blocks outermost, 4096^3 packed A twice: 10 of its 18 ms of packing).
   const std::size_t row_blocks = (m + shape.mc - 1) / shape.mc;
   // Tasks: a block of mc rows times a chunk of columns. When one column block holds all of
-  // n and the row blocks alone keep the threads busy, a task spans every column and packs
-  // its own rows of A into its own cache, where its microkernels read them: packed once for
-  // all tasks, A went out to L3 and came back. On a 2-core Sapphire Rapids-class Xeon
-  // (porta-ab, 20 rounds): 4096x768x3072 nn 1.067-1.084, tn 1.033; 2048^3 1.048; 1024^3
-  // 1.041 (shapes of two column blocks unchanged; nc 4096 then made them one).
+  // n and the row blocks alone keep the threads busy (or one thread runs them all), a task
+  // spans every column and packs its own rows of A into its own cache, where its
+  // microkernels read them: packed once for all tasks, A went out to L3 and came back. On a
+  // 2-core Intel Xeon (family 6 model 207, 2 MiB L2; porta-ab, 20 rounds): 4096x768x3072
+  // nn 1.067-1.084, tn 1.033; 2048^3 1.048; 1024^3 1.041 (shapes of two column blocks
+  // unchanged; nc 4096 then made them one).
   const bool rows_feed_threads = row_blocks >= 4 * std::size_t(tbb::this_task_arena::max_concurrency());
   const std::size_t chunk = column_blocks == 1 && (rows_feed_threads || !parallel) ? nc_max : shape.chunk;
   for (std::size_t q0 = 0; q0 < k; q0 += kc_max) {
