@@ -20,7 +20,7 @@ namespace porta::kernels::cpu {
 
 namespace {
 
-// Query and key block sizes: multiples of every microkernel's mr (12, 6, 4) and nr (32, 16).
+// Query and key block sizes: multiples of every attention microkernel's mr (12, 6, 4) and nr (32, 16).
 constexpr std::size_t block_q = 48;
 constexpr std::size_t block_k = 96;
 constexpr float log2e = 1.4426950408889634f;
@@ -238,7 +238,7 @@ struct Operands {
 }  // namespace
 
 std::size_t attention_scratch_bytes(const AttentionParams& p, bool backward, std::size_t threads) {
-  const MicrokernelShape& micro = cpu_microkernel();
+  const MicrokernelShape& micro = cpu_attention_microkernel();
   const std::size_t d = p.d, d_pad = round_up(d, micro.nr);
   const std::size_t nk_pad = round_up(p.nk, block_k), nq_pad = round_up(p.nq, block_q);
   const std::size_t per_block = block_q * (2 * d + 2 * d_pad) + block_q * block_k * 5 + 4 * block_q + 2 * d_pad;
@@ -249,7 +249,7 @@ std::size_t attention_scratch_bytes(const AttentionParams& p, bool backward, std
 
 void attention_forward(const void* q_base, const void* k_base, const void* v_base, void* o, void* lse_base,
                        const AttentionParams& p) {
-  const MicrokernelShape& micro = cpu_microkernel();
+  const MicrokernelShape& micro = cpu_attention_microkernel();
   static const auto online_softmax_row_simd = PerIsa<online_softmax_row>::pick();
   const Operands x(q_base, k_base, v_base, p);
   const std::size_t d = p.d, d_pad = round_up(d, micro.nr), group = p.heads_q / p.heads_kv;
@@ -312,7 +312,7 @@ void attention_forward(const void* q_base, const void* k_base, const void* v_bas
 void attention_backward(const void* q_base, const void* k_base, const void* v_base, const void* o,
                         const void* lse_base, const void* grad_o, void* dq, void* dk, void* dv,
                         const AttentionParams& p) {
-  const MicrokernelShape& micro = cpu_microkernel();
+  const MicrokernelShape& micro = cpu_attention_microkernel();
   static const auto gradient_row_simd = PerIsa<gradient_row>::pick();
   const Operands x(q_base, k_base, v_base, p);
   const std::size_t d = p.d, d_pad = round_up(d, micro.nr), group = p.heads_q / p.heads_kv;

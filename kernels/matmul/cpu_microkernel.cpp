@@ -1,5 +1,6 @@
-// cpu_microkernel.cpp — the matmul microkernels: AVX-512 (12x32), AVX2+FMA (6x16) and
-// portable (4x16), each computing an MR x NR block from packed slivers in registers.
+// cpu_microkernel.cpp — the matmul microkernels: AVX-512 (14x32 for the matmul, 12x32 for
+// the attention), AVX2+FMA (6x16) and portable (4x16), each computing an MR x NR block
+// from packed slivers in registers.
 #include "matmul/cpu_microkernel.hpp"
 
 #include <immintrin.h>
@@ -12,18 +13,21 @@ namespace porta::kernels::cpu {
 
 namespace {
 
+// mr rows: 14 uses 28 of the 32 registers for accumulators, so each B row loaded feeds 28
+// FMAs rather than 24 (12 rows, whose 48 divides the attention's blocks).
+template <int mr>
 __attribute__((target("avx512f"))) void microkernel_avx512(std::size_t kc, const float* a, const float* b,
                                                            const TileOutput& out) {
-  constexpr int mr = 12;
+  static_assert(mr <= 14, "mr accumulator pairs, two B rows and a broadcast must fit 32 registers");
   if (out.c != nullptr && out.c_scale != 0.0f) {  // the C tile is read at the end: fetch it meanwhile
-#pragma GCC unroll 12
+#pragma GCC unroll 14
     for (int r = 0; r < mr; ++r) {
       _mm_prefetch(reinterpret_cast<const char*>(out.c + r * out.ldc), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(out.c + r * out.ldc + 16), _MM_HINT_T0);
     }
   }
   __m512 c[mr][2];
-#pragma GCC unroll 12
+#pragma GCC unroll 14
   for (int r = 0; r < mr; ++r) c[r][0] = c[r][1] = _mm512_setzero_ps();
   // The loop of the AVX2 kernel below, in 512 bits: two steps per iteration, pointers
   // walked to an end, and the next B sliver fetched as this one is used. On a Zen5
@@ -46,7 +50,7 @@ __attribute__((target("avx512f"))) void microkernel_avx512(std::size_t kc, const
     }
     const __m512 b0 = _mm512_load_ps(b);
     const __m512 b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 12
+#pragma GCC unroll 14
     for (int r = 0; r < mr; ++r) {
       const __m512 x = _mm512_set1_ps(a[r]);
       c[r][0] = _mm512_fmadd_ps(x, b0, c[r][0]);
@@ -54,7 +58,7 @@ __attribute__((target("avx512f"))) void microkernel_avx512(std::size_t kc, const
     }
   }
   if (out.c == nullptr) {
-#pragma GCC unroll 12
+#pragma GCC unroll 14
     for (int r = 0; r < mr; ++r) {
       _mm512_store_ps(out.acc + r * 32, c[r][0]);
       _mm512_store_ps(out.acc + r * 32 + 16, c[r][1]);
@@ -68,7 +72,7 @@ __attribute__((target("avx512f"))) void microkernel_avx512(std::size_t kc, const
   const __m512 alpha = _mm512_set1_ps(out.alpha), scale = _mm512_set1_ps(out.c_scale);
   const __m512 bias0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
   const __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
-#pragma GCC unroll 12
+#pragma GCC unroll 14
   for (int r = 0; r < mr; ++r) {
     float* row = tile + r * ldc;
     __m512 v0 = _mm512_fmadd_ps(alpha, c[r][0], bias0), v1 = _mm512_fmadd_ps(alpha, c[r][1], bias1);
@@ -192,7 +196,12 @@ const MicrokernelShape& cpu_microkernel() {
       // tasks pack their own rows of A (cpu_packed.cpp). On an Intel Xeon (family 6
       // model 207, 2 MiB L2), porta-ab, 20 rounds: 4096x3072x768 1.013-1.020, 4096x2304x768
       // 1.019, 4096^3 1.015-1.059.
-      case CpuIsa::avx512: return MicrokernelShape{12, 32, 1024, 48, 4096, 512, microkernel_avx512};
+      // mr 14 with mc 84 (6 slivers, 336 KiB of A) over mr 12 with mc 48: each B sliver
+      // streamed from L2 feeds 14-row calls, 6 of them. On the Xeon, porta-ab, 24 rounds
+      // against 12 x 48: 1024^3 tn 1.031, 2048^3 1.039, 4096x768x3072 1.020,
+      // 4096x3072x768 1.024, 4096x2304x768 tt 1.000; mr 12 with mc 84 or 96 gave
+      // 0.988-1.037, no better than noise.
+      case CpuIsa::avx512: return MicrokernelShape{14, 32, 1024, 84, 4096, 512, microkernel_avx512<14>};
       // kc 512 (a 32 KiB B sliver) over 256: half the passes over C; measured on Zen3
       // (32 KiB L1, 512 KiB L2) at 1024^3 to 4096^3, 2-4% faster; mc 72 keeps A in L2.
       // Tasks of 256 columns rather than 512: twice as many for the threads to share;
@@ -201,6 +210,19 @@ const MicrokernelShape& cpu_microkernel() {
       case CpuIsa::portable: break;
     }
     return MicrokernelShape{4, 16, 256, 128, 2048, 512, microkernel_portable};
+  }();
+  return shape;
+}
+
+const MicrokernelShape& cpu_attention_microkernel() {
+  static const MicrokernelShape shape = [] {
+    MicrokernelShape attention = cpu_microkernel();
+    if (cpu_isa() == CpuIsa::avx512) {
+      attention.mr = 12;
+      attention.mc = 48;
+      attention.kernel = microkernel_avx512<12>;
+    }
+    return attention;
   }();
   return shape;
 }

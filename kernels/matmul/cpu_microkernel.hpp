@@ -23,7 +23,7 @@ struct TileOutput {
 };
 using Microkernel = void (*)(std::size_t kc, const float* a, const float* b, const TileOutput& out);
 
-// The microkernel for this cpu and the cache blocks that suit it.
+// A microkernel and the cache blocks that suit it.
 struct MicrokernelShape {
   static constexpr std::size_t max_mr = 16, max_nr = 64;  // what packing leaves room for
   std::size_t mr, nr;      // register block
@@ -32,6 +32,10 @@ struct MicrokernelShape {
                            // unless the row blocks alone feed the threads (then a task spans nc)
   Microkernel kernel;
 };
+// The matmul's microkernel for this cpu and the cache blocks that suit it.
 const MicrokernelShape& cpu_microkernel();
+// The attention's: the same kernel family with an mr that divides 48 (its query and key
+// blocks are multiples of it); 12 rows where the matmul's AVX-512 kernel has 14.
+const MicrokernelShape& cpu_attention_microkernel();
 
 }  // namespace porta::kernels::cpu

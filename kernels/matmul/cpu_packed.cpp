@@ -63,7 +63,7 @@ __attribute__((target("avx2"))) inline void transpose8x8(__m256 r[8]) {
 }
 
 // out[0, count) = v[0, count): count is 8, or what is left of a sliver width (4 or 6 for
-// mr 4, 6 and 12; any other count takes the slow path).
+// mr 4, 6, 12 and 14; any other count takes the slow path).
 __attribute__((target("avx2"))) inline void store_first(float* out, __m256 v, std::size_t count) {
   switch (count) {
     case 8: return _mm256_storeu_ps(out, v);
@@ -127,13 +127,14 @@ void interleave_rows(const float* const* rows, std::size_t valid, std::size_t wi
 }
 
 // out[0, width) = in[0, valid) then zeros: one row of a packed sliver. The widths the
-// microkernels use (mr 4, 6, 12; nr 16, 32) get a fixed-size copy the compiler inlines.
+// microkernels use (mr 4, 6, 12, 14; nr 16, 32) get a fixed-size copy the compiler inlines.
 inline void copy_padded(const float* in, std::size_t valid, std::size_t width, float* out) {
   if (valid == width) {
     switch (width) {
       case 4: return static_cast<void>(std::memcpy(out, in, 4 * sizeof(float)));
       case 6: return static_cast<void>(std::memcpy(out, in, 6 * sizeof(float)));
       case 12: return static_cast<void>(std::memcpy(out, in, 12 * sizeof(float)));
+      case 14: return static_cast<void>(std::memcpy(out, in, 14 * sizeof(float)));
       case 16: return static_cast<void>(std::memcpy(out, in, 16 * sizeof(float)));
       case 32: return static_cast<void>(std::memcpy(out, in, 32 * sizeof(float)));
       default: break;
