@@ -1,8 +1,8 @@
 // cpu_device.cpp — the cpu backend: host memory and a oneTBB task_arena per device.
 // $PORTA_CPU_THREADS sets the arena's threads (default: all cores); $PORTA_CPU_DEVICES=N
 // exposes N virtual devices with separate memory, for multi-rank tests on one machine.
-#include <tbb/task_arena.h>
 #include <sys/mman.h>
+#include <tbb/task_arena.h>
 #include <tbb/version.h>
 #include <unistd.h>
 

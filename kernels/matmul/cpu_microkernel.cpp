@@ -13,8 +13,9 @@ namespace porta::kernels::cpu {
 
 namespace {
 
-// mr rows: 14 uses 28 of the 32 registers for accumulators, so each B row loaded feeds 28
-// FMAs rather than 24 (12 rows, whose 48 divides the attention's blocks).
+// mr rows: 14 for the matmul (28 of the 32 registers hold accumulators, so each B row
+// loaded feeds 28 FMAs rather than 24); 12 for the attention, whose blocks of 48 and 96
+// rows are not multiples of 14.
 template <int mr>
 __attribute__((target("avx512f"))) void microkernel_avx512(std::size_t kc, const float* a, const float* b,
                                                            const TileOutput& out) {
