@@ -2,8 +2,11 @@
 // tensor views, bad input of every kind, allocation failures, and the kernel caches.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <numeric>
+#include <utility>
 
 #include "backends/backend.hpp"
 #include "porta/porta.hpp"
@@ -210,6 +213,69 @@ TEST(Memory, AccountingFollowsTensorLifetimes) {
     device.synchronize();
     EXPECT_EQ(device.stats().bytes_allocated, before);
     EXPECT_GE(device.stats().peak_bytes_allocated, before + (4u << 20));
+  }
+}
+
+// ---- the Vulkan matmul's override (porta-vulkan-tuner's lever) ------------------------
+
+std::uint64_t pipelines_made(const Device& device) {
+  const DeviceStats stats = device.stats();
+  return stats.programs_built + stats.programs_loaded_from_cache;
+}
+
+// $PORTA_VULKAN_MATMUL sets the parameters of the kernel it names: each setting makes its
+// own pipeline and agrees with the naive kernel; a setting the device cannot run, or text
+// that does not parse, is a clear error naming the variable and the reason.
+TEST(VulkanMatmulOverride, SetsTheTilesOrSaysWhyNot) {
+  struct Unset {
+    ~Unset() { unsetenv("PORTA_VULKAN_MATMUL"); }
+  } unset;
+  for (const Device& device : devices()) {
+    if (device.info().backend != BackendKind::vulkan) continue;
+    SCOPED_TRACE(device.id());
+    const Tensor a = randn({67, 45}, f32, device, 1), b = randn({45, 29}, f32, device, 2);
+    MatmulOptions options;
+    options.kernel = "naive";
+    const std::vector<float> want = matmul(a, b, options).to_host<float>();
+    std::vector<std::pair<std::string, std::string>> settings = {{"tiled", "tiled bm=16 bn=32 bk=4 tm=2 tn=8"},
+                                                                 {"tiled", "tiled bk=3 tm=1"}};
+    const std::vector<std::string> kernels = matmul_kernels(device);
+    if (std::find(kernels.begin(), kernels.end(), "subgroup") != kernels.end()) {
+      settings.emplace_back("subgroup", "subgroup cols=3");
+    }
+    for (const auto& [kernel, text] : settings) {
+      SCOPED_TRACE(text);
+      setenv("PORTA_VULKAN_MATMUL", text.c_str(), 1);
+      const std::uint64_t before = pipelines_made(device);
+      options.kernel = kernel;
+      const std::vector<float> got = matmul(a, b, options).to_host<float>();
+      EXPECT_GT(pipelines_made(device), before) << "no new pipeline: the setting was not used";
+      double diff = 0, norm = 0;
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        diff += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+        norm += double(want[i]) * want[i];
+      }
+      EXPECT_LT(std::sqrt(diff / norm), 1e-5);  // NaN (a poisoned output left unwritten) fails too
+    }
+    options.kernel = "tiled";
+    const std::pair<const char*, const char*> bad[] = {
+        {"wide bm=64", "expected 'tiled ...' or 'subgroup ...'"},
+        {"tiled bm", "expected key=value, got 'bm'"},
+        {"tiled bm=-4", "expected a number in 'bm=-4'"},
+        {"tiled depth=2", "unknown key 'depth' for tiled"},
+        {"tiled tm=9", "tm and tn must be 1..8"},
+        {"tiled bm=30 tm=4", "bm must be a multiple of tm"},
+        {"tiled bm=4096 bn=4096 tm=1 tn=1", "invocations per work-group, the device allows"},
+        {"tiled bm=64 bn=64 bk=1000000 tm=8 tn=8", "bytes of shared memory, the device has"},
+        {"subgroup cols=9", "subgroup"},
+    };
+    for (const auto& [text, reason] : bad) {
+      SCOPED_TRACE(text);
+      setenv("PORTA_VULKAN_MATMUL", text, 1);
+      const Error error = error_of([&] { matmul(a, b, options).to_host<float>(); });
+      EXPECT_EQ(error.kind(), ErrorKind::invalid_argument);
+      EXPECT_TRUE(mentions(error, {"PORTA_VULKAN_MATMUL", text, reason}));
+    }
   }
 }
 

@@ -2,7 +2,8 @@
 // physical device, buffers, a recorded command batch submitted at sync points, lazily
 // built pipelines with an on-disk pipeline cache, and validation-layer plumbing.
 // Environment: PORTA_VULKAN_VALIDATION=1 (Khronos layer on, any message fails the next
-// sync point); for tests, PORTA_VULKAN_FORCE_STAGING=1 (never map device memory) and
+// sync point); PORTA_VULKAN_MATMUL (the matmul's tile parameters, vulkan_tuning.hpp); for
+// tests, PORTA_VULKAN_FORCE_STAGING=1 (never map device memory) and
 // PORTA_VULKAN_NO_STORAGE16=1 (act as a device without 16-bit storage buffers).
 #include <vulkan/vulkan.h>
 
@@ -87,22 +88,6 @@ void check(VkResult result, std::string_view call, std::string_view where) {
 std::string version_string(std::uint32_t version) {
   return std::to_string(VK_API_VERSION_MAJOR(version)) + "." + std::to_string(VK_API_VERSION_MINOR(version)) + "." +
          std::to_string(VK_API_VERSION_PATCH(version));
-}
-
-std::string vendor_name(std::uint32_t vendor_id) {
-  switch (vendor_id) {
-    case 0x10DE: return "NVIDIA";
-    case 0x1002: return "AMD";
-    case 0x8086: return "Intel";
-    case 0x13B5: return "ARM";
-    case 0x5143: return "Qualcomm";
-    case 0x10005: return "Mesa";
-    default: {
-      char text[16];
-      std::snprintf(text, sizeof text, "0x%04x", vendor_id);
-      return text;
-    }
-  }
 }
 
 DeviceType device_type(VkPhysicalDeviceType type) {
@@ -587,14 +572,15 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
           static_cast<std::uint32_t>(std::clamp<std::uint64_t>(params.batch, 1, limits.maxComputeWorkGroupCount[2]))};
     };
     auto ceil_div = [](std::uint64_t x, std::uint64_t y) { return (x + y - 1) / y; };
+    const vulkan::MatmulConfig config = current_matmul_config();
     if (kernel == "tiled" && params.k > 0) {
-      const auto& t = matmul_config_.tiles;
+      const auto& t = config.tiles;
       launch_groups(Kernel::matmul_tiled, {&a, &b, bias_or_a, &c}, &params, storage16,
                     groups_for(ceil_div(params.n, t.bn), ceil_div(params.m, t.bm)),
                     {t.threads(), t.bm, t.bn, t.bk, t.tm, t.tn, params.ab_dtype});
     } else if (kernel == "subgroup" && params.k > 0 && subgroup_matmul_) {
       const std::uint32_t lanes = facts_.subgroup.subgroupSize;
-      const std::uint32_t cols = matmul_config_.subgroup_cols;
+      const std::uint32_t cols = config.subgroup_cols;
       launch_groups(Kernel::matmul_subgroup, {&a, &b, bias_or_a, &c}, &params, storage16,
                     groups_for(ceil_div(params.n, lanes * cols), ceil_div(params.m, vulkan::matmul_subgroup_rows)),
                     {lanes, lanes, params.ab_dtype, cols});
@@ -608,6 +594,24 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
       throw Error(ErrorKind::invalid_argument, "porta vulkan: matmul on " + core_->id + ": no kernel named '" +
                                                    std::string(kernel) + "'");
     }
+  }
+
+  // The table's configuration, or $PORTA_VULKAN_MATMUL applied on top of it (read at every
+  // call, so porta-vulkan-tuner can switch configurations in one process).
+  vulkan::MatmulConfig current_matmul_config() {
+    const char* text = std::getenv("PORTA_VULKAN_MATMUL");
+    if (text == nullptr || *text == '\0') return matmul_config_;
+    std::lock_guard lock(override_mutex_);
+    if (override_text_ != text) {
+      vulkan::MatmulConfig config = matmul_config_;
+      if (const std::string why = vulkan::apply_matmul_override(text, traits_, config); !why.empty()) {
+        throw Error(ErrorKind::invalid_argument,
+                    "porta vulkan: PORTA_VULKAN_MATMUL='" + std::string(text) + "' on " + core_->id + ": " + why);
+      }
+      override_config_ = config;
+      override_text_ = text;
+    }
+    return override_config_;
   }
 
   std::vector<std::string> attention_kernels() const override {
@@ -698,7 +702,7 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
     info_.index = index;
     info_.type = device_type(properties.deviceType);
     info_.name = properties.deviceName;
-    info_.vendor = vendor_name(properties.vendorID);
+    info_.vendor = vulkan::vendor_name(properties.vendorID);
     info_.driver = std::string(facts_.driver.driverName);
     if (facts_.driver.driverInfo[0] != '\0') info_.driver += std::string(" ") + facts_.driver.driverInfo;
     info_.driver += ", Vulkan " + version_string(properties.apiVersion);
@@ -1196,6 +1200,9 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
   DeviceInfo info_;
   Tuning tuning_;
   vulkan::MatmulConfig matmul_config_;
+  std::mutex override_mutex_;                  // guards the two below
+  std::string override_text_;                  // the last $PORTA_VULKAN_MATMUL seen, parsed:
+  vulkan::MatmulConfig override_config_;
   vulkan::AttentionConfig attention_config_;
   bool subgroup_attention_ = false;  // vulkan_forward_subgroup.comp can run here
   vulkan::DeviceTraits traits_;

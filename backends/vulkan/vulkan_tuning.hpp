@@ -8,9 +8,39 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
 #include <string_view>
+#include <utility>
 
 namespace porta::backend::vulkan {
+
+// PCI vendor ids (Khronos ids for Mesa's software devices) and the names porta reports
+// for them; other vendors are reported as "0x" and the id in hex.
+inline constexpr std::array<std::pair<std::uint32_t, std::string_view>, 6> known_vendors = {{
+    {0x10DE, "NVIDIA"}, {0x1002, "AMD"}, {0x8086, "Intel"}, {0x13B5, "ARM"}, {0x5143, "Qualcomm"}, {0x10005, "Mesa"}}};
+
+inline std::string vendor_name(std::uint32_t vendor_id) {
+  for (const auto& [id, name] : known_vendors) {
+    if (id == vendor_id) return std::string(name);
+  }
+  char text[16];
+  std::snprintf(text, sizeof text, "0x%04x", vendor_id);
+  return text;
+}
+
+// The inverse of vendor_name (0 when `name` is neither known nor hex).
+inline std::uint32_t vendor_id(std::string_view name) {
+  for (const auto& [id, known] : known_vendors) {
+    if (known == name) return id;
+  }
+  if (name.size() > 2 && name.substr(0, 2) == "0x") {
+    return static_cast<std::uint32_t>(std::strtoul(std::string(name.substr(2)).c_str(), nullptr, 16));
+  }
+  return 0;
+}
 
 // What the table looks at.
 struct DeviceTraits {
@@ -75,7 +105,6 @@ inline Tuning choose_tuning(const DeviceTraits& device) {
 struct MatmulTiles {
   std::uint32_t bm, bn, bk, tm, tn;
   constexpr std::uint32_t threads() const { return (bm / tm) * (bn / tn); }
-  constexpr std::uint32_t shared_bytes() const { return 4 * bk * (bm + 1 + bn + 1); }  // the shader pads by one
 };
 
 inline constexpr std::uint32_t matmul_max_register_block = 8;  // MAX_T in vulkan_tiled.comp
@@ -99,9 +128,10 @@ struct MatmulTableEntry {
 // Measured rows: the CPU one, on lavapipe (Mesa 22.3, LLVM 15, 2 threads), where
 // "subgroup" ran several times faster than "tiled" (every load is a scalar bounds-checked
 // load there, and barriers are loops), and 8 columns per invocation beat 1, 2, 4 and 6
-// (2048^3: about 3x the rate of 1 column; 4096x3072x768 about 1.2x that of 4). The GPU rows are the usual shapes for each family
-// and are not measured here (no GPU in the environment where they were written): tune
-// them on the hardware and replace them.
+// (2048^3: about 3x the rate of 1 column; 4096x3072x768 about 1.2x that of 4). The GPU
+// rows are the usual shapes for each family and are not measured here (no GPU in the
+// environment where they were written): run porta-vulkan-tuner on the hardware and
+// replace them with the row it prints.
 inline constexpr std::array<MatmulTableEntry, 6> matmul_table = {{
     {"CPU devices: lavapipe, SwiftShader", VK_PHYSICAL_DEVICE_TYPE_CPU, 0, {"subgroup", {32, 32, 8, 4, 4}, 8}},
     {"NVIDIA discrete", VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU, 0x10DE, {"tiled", {128, 128, 8, 8, 8}}},
@@ -125,11 +155,31 @@ inline bool matmul_subgroup_supported(const DeviceTraits& device) {
          (lanes & (lanes - 1)) == 0 && lanes <= device.max_invocations && lanes <= device.max_group_size_x;
 }
 
+// Why vulkan_tiled.comp cannot run these tiles on the device ("" when it can).
+inline std::string matmul_tiles_problem(const MatmulTiles& tiles, const DeviceTraits& device) {
+  const std::string max_t = std::to_string(matmul_max_register_block);
+  if (tiles.tm < 1 || tiles.tn < 1 || tiles.tm > matmul_max_register_block || tiles.tn > matmul_max_register_block) {
+    return "tm and tn must be 1.." + max_t;
+  }
+  if (tiles.bm == 0 || tiles.bm % tiles.tm != 0 || tiles.bn == 0 || tiles.bn % tiles.tn != 0) {
+    return "bm must be a multiple of tm and bn of tn";
+  }
+  if (tiles.bk < 1) return "bk must be >= 1";
+  const std::uint64_t threads = std::uint64_t(tiles.bm / tiles.tm) * (tiles.bn / tiles.tn);
+  if (threads > device.max_invocations || threads > device.max_group_size_x) {
+    return std::to_string(threads) + " invocations per work-group, the device allows " +
+           std::to_string(std::min(device.max_invocations, device.max_group_size_x));
+  }
+  const std::uint64_t shared = 4ull * tiles.bk * (tiles.bm + 1ull + tiles.bn + 1ull);  // the shader pads by one
+  if (shared > device.shared_memory_bytes) {
+    return std::to_string(shared) + " bytes of shared memory, the device has " +
+           std::to_string(device.shared_memory_bytes);
+  }
+  return {};
+}
+
 inline bool matmul_tiles_fit(const MatmulTiles& tiles, const DeviceTraits& device) {
-  return tiles.tm >= 1 && tiles.tn >= 1 && tiles.tm <= matmul_max_register_block &&
-         tiles.tn <= matmul_max_register_block && tiles.bm % tiles.tm == 0 && tiles.bn % tiles.tn == 0 &&
-         tiles.bk >= 1 && tiles.threads() <= device.max_invocations && tiles.threads() <= device.max_group_size_x &&
-         tiles.shared_bytes() <= device.shared_memory_bytes;
+  return matmul_tiles_problem(tiles, device).empty();
 }
 
 inline MatmulConfig choose_matmul(const DeviceTraits& device) {
@@ -145,6 +195,51 @@ inline MatmulConfig choose_matmul(const DeviceTraits& device) {
   config.subgroup_cols = std::clamp<std::uint32_t>(config.subgroup_cols, 1, matmul_subgroup_max_cols);
   if (config.preferred == "subgroup" && !matmul_subgroup_supported(device)) config.preferred = "tiled";
   return config;
+}
+
+// Text form used by $PORTA_VULKAN_MATMUL (an override for experiments and
+// porta-vulkan-tuner): "tiled bm=64 bn=64 bk=16 tm=4 tn=4" or "subgroup cols=8"; it sets
+// the parameters of the kernel it names (which kernel "auto" picks stays the table's),
+// and keys left out keep the table's value.
+inline std::string to_string(const MatmulTiles& t) {
+  return "tiled bm=" + std::to_string(t.bm) + " bn=" + std::to_string(t.bn) + " bk=" + std::to_string(t.bk) +
+         " tm=" + std::to_string(t.tm) + " tn=" + std::to_string(t.tn);
+}
+
+inline std::string subgroup_matmul_text(std::uint32_t cols) { return "subgroup cols=" + std::to_string(cols); }
+
+// Applies a text form to `config`; returns why it cannot run on the device ("" when it can).
+inline std::string apply_matmul_override(std::string_view text, const DeviceTraits& device, MatmulConfig& config) {
+  std::istringstream in{std::string(text)};
+  std::string kernel;
+  in >> kernel;
+  if (kernel != "tiled" && kernel != "subgroup") return "expected 'tiled ...' or 'subgroup ...'";
+  std::string pair;
+  while (in >> pair) {
+    const auto eq = pair.find('=');
+    if (eq == std::string::npos) return "expected key=value, got '" + pair + "'";
+    const std::string key = pair.substr(0, eq), digits = pair.substr(eq + 1);
+    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) {
+      return "expected a number in '" + pair + "'";
+    }
+    const auto value = static_cast<std::uint32_t>(std::stoul(digits));
+    MatmulTiles& t = config.tiles;
+    std::uint32_t* field = nullptr;
+    if (kernel == "tiled") {
+      field = key == "bm" ? &t.bm : key == "bn" ? &t.bn : key == "bk" ? &t.bk : key == "tm" ? &t.tm
+            : key == "tn" ? &t.tn : nullptr;
+    } else if (key == "cols") {
+      field = &config.subgroup_cols;
+    }
+    if (field == nullptr) return "unknown key '" + key + "' for " + kernel;
+    *field = value;
+  }
+  if (kernel == "tiled") return matmul_tiles_problem(config.tiles, device);
+  if (!matmul_subgroup_supported(device)) return "the device cannot run the subgroup kernel";
+  if (config.subgroup_cols < 1 || config.subgroup_cols > matmul_subgroup_max_cols) {
+    return "cols must be 1.." + std::to_string(matmul_subgroup_max_cols);
+  }
+  return {};
 }
 
 // ---------------------------------------------------------------------------------------
