@@ -132,12 +132,36 @@ inline bool report_wrong(const char* tool, const std::vector<Candidate>& list) {
   return any;
 }
 
-// The id of the first device of `backend`; "" when there is none.
-inline std::string first_device_of(BackendKind backend) {
-  for (const Device& device : devices()) {
-    if (device.info().backend == backend) return device.id();
+// The command line both tuners take: `[<backend>:N] [--quick]`.
+struct CommandLine {
+  std::string device;  // the device named, else the backend's first
+  bool quick = false;
+  int status = 0;  // not 0: exit with it (the usage or "no device" was printed)
+};
+
+inline CommandLine parse_command_line(int argc, char** argv, BackendKind backend) {
+  const std::string name(to_string(backend));
+  CommandLine line;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") {
+      line.quick = true;
+    } else if (arg.rfind(name + ":", 0) == 0) {
+      line.device = arg;
+    } else {
+      std::fprintf(stderr, "usage: porta-%s-tuner [%s:N] [--quick]\n", name.c_str(), name.c_str());
+      line.status = 2;
+      return line;
+    }
   }
-  return {};
+  for (const Device& device : devices()) {
+    if (line.device.empty() && device.info().backend == backend) line.device = device.id();
+  }
+  if (line.device.empty()) {
+    std::fprintf(stderr, "porta-%s-tuner: no %s device found\n", name.c_str(), name.c_str());
+    line.status = 1;
+  }
+  return line;
 }
 
 inline void print_sizes(const Settings& settings) {

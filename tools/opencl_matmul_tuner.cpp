@@ -67,24 +67,11 @@ std::string entry(const porta::DeviceInfo& info, const cl::MatmulConfig& c, bool
 
 int main(int argc, char** argv) {
   try {
-    std::string device_name;
+    const auto line = porta::tuner::parse_command_line(argc, argv, porta::BackendKind::opencl);
+    if (line.status != 0) return line.status;
+    const std::string& device_name = line.device;
     porta::tuner::Settings settings{{1024, 2048}, 3};
-    for (int i = 1; i < argc; ++i) {
-      const std::string arg = argv[i];
-      if (arg == "--quick") {
-        settings = {{1024}, 2};
-      } else if (arg.rfind("opencl:", 0) == 0) {
-        device_name = arg;
-      } else {
-        std::fprintf(stderr, "usage: porta-opencl-tuner [opencl:N] [--quick]\n");
-        return 2;
-      }
-    }
-    if (device_name.empty()) device_name = porta::tuner::first_device_of(porta::BackendKind::opencl);
-    if (device_name.empty()) {
-      std::fprintf(stderr, "porta-opencl-tuner: no OpenCL device found\n");
-      return 1;
-    }
+    if (line.quick) settings = {{1024}, 2};
     const porta::Device device = porta::Device::get(device_name);
     const porta::DeviceInfo& info = device.info();
     const std::string kernel = porta::matmul_kernels(device).front();

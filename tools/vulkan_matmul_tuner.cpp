@@ -35,31 +35,16 @@ const char* type_constant(porta::DeviceType type) {
 
 int main(int argc, char** argv) {
   try {
-    std::string device_name;
-    bool quick = false;
-    for (int i = 1; i < argc; ++i) {
-      const std::string arg = argv[i];
-      if (arg == "--quick") {
-        quick = true;
-      } else if (arg.rfind("vulkan:", 0) == 0) {
-        device_name = arg;
-      } else {
-        std::fprintf(stderr, "usage: porta-vulkan-tuner [vulkan:N] [--quick]\n");
-        return 2;
-      }
-    }
-    if (device_name.empty()) device_name = porta::tuner::first_device_of(porta::BackendKind::vulkan);
-    if (device_name.empty()) {
-      std::fprintf(stderr, "porta-vulkan-tuner: no Vulkan device found\n");
-      return 1;
-    }
+    const auto line = porta::tuner::parse_command_line(argc, argv, porta::BackendKind::vulkan);
+    if (line.status != 0) return line.status;
+    const std::string& device_name = line.device;
     const porta::Device device = porta::Device::get(device_name);
     const porta::DeviceInfo& info = device.info();
     // Software devices (lavapipe, SwiftShader) run at a few GFLOP/s: smaller products there.
     const bool cpu_device = info.type == porta::DeviceType::cpu;
     porta::tuner::Settings settings{{1024, 2048}, 3};
     if (cpu_device) settings.sizes = {512, 1024};
-    if (quick) settings = {{cpu_device ? 256 : 1024}, 2};
+    if (line.quick) settings = {{cpu_device ? 256 : 1024}, 2};
     const std::vector<std::string> kernels = porta::matmul_kernels(device);
     const bool has_subgroup = std::find(kernels.begin(), kernels.end(), "subgroup") != kernels.end();
     std::printf("tuning the matmul on %s (%s, %s; the table prefers '%s')", device_name.c_str(), info.name.c_str(),
