@@ -222,23 +222,42 @@ porta::DType dtype_of(porta_dtype dtype, const char* function) {
 
 porta_dtype c_dtype(porta::DType dtype) { return static_cast<porta_dtype>(dtype); }
 
-// An options struct filled by its _init function of this or a later version. When a
-// release appends fields, the minimum stays the first release's size and the new fields
-// are read only when struct_size covers them (README.md, "ABI promise").
-template <class Options>
-void check_struct_size(const Options& options, const char* function, const char* argument, const char* init) {
-  if (options.struct_size < sizeof(Options)) {
-    fail(PORTA_ERROR_INVALID_ARGUMENT, function, argument,
-         "struct_size is " + std::to_string(options.struct_size) + ", expected at least " +
-             std::to_string(sizeof(Options)) + " (initialise it with " + init + ")");
-  }
+// Where a struct ended in the release that introduced it (0.1.0): the end of its last
+// field then, rounded up to its alignment.
+template <class Struct, class LastField>
+constexpr std::size_t size_ending_at(std::size_t last_field_offset) {
+  return (last_field_offset + sizeof(LastField) + alignof(Struct) - 1) / alignof(Struct) * alignof(Struct);
 }
 
-// beta took what was padding at the end of the first release's struct: the size did not
-// change, so every caller's struct_size covers it.
-static_assert(sizeof(porta_matmul_options) ==
-              (offsetof(porta_matmul_options, epilogue) + sizeof(porta_epilogue) + alignof(porta_matmul_options) - 1) /
-                  alignof(porta_matmul_options) * alignof(porta_matmul_options));
+// The least struct_size each struct that crosses the API takes: its first release's size,
+// so a caller built with that header keeps working (README.md, "ABI promise").
+template <class Struct>
+constexpr std::size_t first_release_size = 0;
+template <>
+constexpr std::size_t first_release_size<porta_device_info> =
+    size_ending_at<porta_device_info, int32_t>(offsetof(porta_device_info, fp16));
+// beta (0.1.1) took what was padding after epilogue: the size did not change.
+template <>
+constexpr std::size_t first_release_size<porta_matmul_options> =
+    size_ending_at<porta_matmul_options, porta_epilogue>(offsetof(porta_matmul_options, epilogue));
+template <>
+constexpr std::size_t first_release_size<porta_attention_options> =
+    size_ending_at<porta_attention_options, float>(offsetof(porta_attention_options, scale));
+
+// A struct filled by its _init function of this or a later version.
+template <class Struct>
+void check_struct_size(const Struct& value, const char* function, const char* argument, const char* init) {
+  // Fires when a release appends a field past the first release's end: read that field
+  // only when struct_size covers it (older callers' structs end before it), then let
+  // this assert allow the larger size.
+  static_assert(sizeof(Struct) == first_release_size<Struct>,
+                "a field was appended: read it only when struct_size covers it, then update this check");
+  if (value.struct_size < first_release_size<Struct>) {
+    fail(PORTA_ERROR_INVALID_ARGUMENT, function, argument,
+         "struct_size is " + std::to_string(value.struct_size) + ", expected at least " +
+             std::to_string(first_release_size<Struct>) + " (initialise it with " + init + ")");
+  }
+}
 
 porta::MatmulOptions matmul_options(const porta_matmul_options* options, const char* function) {
   porta::MatmulOptions converted;
