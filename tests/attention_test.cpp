@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "porta/porta.hpp"
+#include "cpu_isa_cap.hpp"
 #include "reference.hpp"
 
 namespace porta::test {
