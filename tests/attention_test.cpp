@@ -1,7 +1,7 @@
 // attention_test.cpp — attention forward and backward on every device and kernel,
 // against a float64 reference (itself checked by finite differences): causal and not,
-// grouped heads, Nq != Nk, odd lengths, every head dim, strided views, 16-bit dtypes,
-// fully masked rows, the O(N) memory promise, and bad arguments.
+// grouped heads, Nq != Nk, odd lengths, every head dim, strided and misaligned views,
+// 16-bit dtypes, fully masked rows, the O(N) memory promise, and bad arguments.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -21,7 +21,10 @@ struct AttentionCase {
   std::int64_t batch = 1, heads_q = 1, heads_kv = 1, nq = 1, nk = 1, d = 64;
   bool causal = false;
   DType dtype = DType::f32;
-  bool strided = false;   // q, k, v are [B, N, H, D] buffers permuted to [B, H, N, D]
+  // q, k, v: contiguous [B, H, N, D]; or views of [B, N, H, D] buffers permuted to
+  // [B, H, N, D]; or the same with rows of D + 1 elements from element 1 (no row starts
+  // at a multiple of 4, so kernels that load rows as vectors must take their other path).
+  enum class Layout { bhnd, bnhd, bnhd_padded } layout = Layout::bhnd;
   bool backward = true;
 };
 
@@ -29,7 +32,10 @@ std::string case_name(const AttentionCase& c) {
   std::ostringstream name;
   name << c.device << "_" << c.kernel << "_B" << c.batch << "_H" << c.heads_q << "_" << c.heads_kv << "_N" << c.nq
        << "_" << c.nk << "_D" << c.d << (c.causal ? "_causal" : "") << "_" << to_string(c.dtype)
-       << (c.strided ? "_bnhd" : "") << (c.backward ? "" : "_fwd");
+       << (c.layout == AttentionCase::Layout::bnhd          ? "_bnhd"
+           : c.layout == AttentionCase::Layout::bnhd_padded ? "_bnhd_padded"
+                                                            : "")
+       << (c.backward ? "" : "_fwd");
   std::string text = name.str();
   for (char& ch : text) {
     if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
@@ -54,8 +60,10 @@ std::vector<AttentionCase> all_cases() {
         add({.heads_q = 4, .heads_kv = 1, .nq = 37, .nk = 53, .d = 32, .causal = causal});
         add({.batch = 2, .heads_q = 8, .heads_kv = 1, .nq = 65, .nk = 33, .d = 128, .causal = causal});  // Nq > Nk
         add({.batch = 2, .heads_q = 8, .heads_kv = 2, .nq = 100, .nk = 100, .d = 80, .causal = causal});
-        add({.heads_q = 3, .heads_kv = 3, .nq = 96, .nk = 200, .d = 96, .causal = causal, .strided = true});
+        add({.heads_q = 3, .heads_kv = 3, .nq = 96, .nk = 200, .d = 96, .causal = causal,
+             .layout = AttentionCase::Layout::bnhd});
       }
+      add({.heads_q = 2, .heads_kv = 2, .nq = 41, .nk = 23, .d = 32, .layout = AttentionCase::Layout::bnhd_padded});
       add({.nq = 4096, .nk = 4096, .d = 32, .causal = true});
       for (DType dtype : {DType::f16, DType::bf16}) {
         add({.heads_q = 2, .heads_kv = 1, .nq = 77, .nk = 77, .d = 64, .causal = true, .dtype = dtype});
@@ -72,23 +80,31 @@ struct HostTensor {
 };
 
 HostTensor random_bhnd(const Device& device, DType dtype, std::int64_t b, std::int64_t h, std::int64_t n, std::int64_t d,
-                       bool strided, std::uint64_t seed) {
+                       AttentionCase::Layout layout, std::uint64_t seed) {
+  using Layout = AttentionCase::Layout;
   const std::int64_t count = b * h * n * d;
-  std::vector<unsigned char> bytes = random_bytes(dtype, count, seed);
   HostTensor x;
   x.values.resize(static_cast<std::size_t>(count));
-  if (!strided) {
+  if (layout == Layout::bhnd) {
+    std::vector<unsigned char> bytes = random_bytes(dtype, count, seed);
     for (std::int64_t i = 0; i < count; ++i) x.values[i] = element(bytes, dtype, static_cast<std::size_t>(i));
     x.tensor = Tensor::from_host(bytes.data(), bytes.size(), {b, h, n, d}, dtype, device);
     return x;
   }
-  // The bytes are a [B, N, H, D] buffer; the tensor is its [B, H, N, D] view.
+  // The bytes are a [B, N, H, pitch] buffer; the tensor is the [B, H, N, D] view of its
+  // elements start .. start + D - 1 in each row.
+  const std::int64_t start = layout == Layout::bnhd_padded ? 1 : 0;
+  const std::int64_t pitch = d + start;
+  std::vector<unsigned char> bytes = random_bytes(dtype, b * n * h * pitch, seed);
   for (std::int64_t bi = 0; bi < b; ++bi)
     for (std::int64_t hi = 0; hi < h; ++hi)
       for (std::int64_t ni = 0; ni < n; ++ni)
         for (std::int64_t di = 0; di < d; ++di)
-          x.values[((bi * h + hi) * n + ni) * d + di] = element(bytes, dtype, ((bi * n + ni) * h + hi) * d + di);
-  x.tensor = Tensor::from_host(bytes.data(), bytes.size(), {b, n, h, d}, dtype, device).permute({0, 2, 1, 3});
+          x.values[((bi * h + hi) * n + ni) * d + di] =
+              element(bytes, dtype, ((bi * n + ni) * h + hi) * pitch + start + di);
+  x.tensor = Tensor::from_host(bytes.data(), bytes.size(), {b, n, h, pitch}, dtype, device)
+                 .slice(3, start, start + d)
+                 .permute({0, 2, 1, 3});
   return x;
 }
 
@@ -210,10 +226,10 @@ TEST_P(AttentionConformance, MatchesFloat64Reference) {
   Device device = Device::get(c.device);
   const std::uint64_t seed = fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
-  HostTensor q = random_bhnd(device, c.dtype, c.batch, c.heads_q, c.nq, c.d, c.strided, seed);
-  HostTensor k = random_bhnd(device, c.dtype, c.batch, c.heads_kv, c.nk, c.d, c.strided, seed + 1);
-  HostTensor v = random_bhnd(device, c.dtype, c.batch, c.heads_kv, c.nk, c.d, c.strided, seed + 2);
-  HostTensor grad = random_bhnd(device, c.dtype, c.batch, c.heads_q, c.nq, c.d, false, seed + 3);
+  HostTensor q = random_bhnd(device, c.dtype, c.batch, c.heads_q, c.nq, c.d, c.layout, seed);
+  HostTensor k = random_bhnd(device, c.dtype, c.batch, c.heads_kv, c.nk, c.d, c.layout, seed + 1);
+  HostTensor v = random_bhnd(device, c.dtype, c.batch, c.heads_kv, c.nk, c.d, c.layout, seed + 2);
+  HostTensor grad = random_bhnd(device, c.dtype, c.batch, c.heads_q, c.nq, c.d, AttentionCase::Layout::bhnd, seed + 3);
   AttentionOptions options;
   options.causal = c.causal;
   options.kernel = c.kernel;

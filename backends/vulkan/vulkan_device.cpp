@@ -630,7 +630,7 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
       const std::uint32_t rows = attention_config_.subgroup_rows;
       launch_groups(Kernel::attention_forward_subgroup, {&q, &k, &v, &o, &lse}, &params, storage16,
                     attention_groups(params.nq, lanes * rows, params.heads_q, params.batch),
-                    {lanes, lanes, params.d, params.dtype, rows});
+                    {lanes, lanes, params.d, params.dtype, rows, rows_aligned_to_4(params) ? 1u : 0u});
     } else {
       const std::uint32_t bq = attention_config_.forward_bq;
       const std::uint32_t bk = vulkan::attention_fit_tile(attention_config_.forward_bk, params.d, 0, traits_);
@@ -683,6 +683,15 @@ class VulkanDevice final : public Device, public std::enable_shared_from_this<Vu
                                               ": head dim " + std::to_string(params.d) + " is beyond " +
                                               std::to_string(vulkan::attention_max_d));
     }
+  }
+
+  // Whether every Q, K and V row starts at a multiple of 4 elements (d is a multiple of
+  // 16): the subgroup forward then moves rows with vector loads.
+  static bool rows_aligned_to_4(const kernels::AttentionParams& params) {
+    const std::uint32_t starts = params.q_offset | params.q_stride_b | params.q_stride_h | params.q_stride_n |
+                                 params.k_offset | params.k_stride_b | params.k_stride_h | params.k_stride_n |
+                                 params.v_offset | params.v_stride_b | params.v_stride_h | params.v_stride_n;
+    return starts % 4 == 0;
   }
 
   // x: blocks of `rows`, y: heads, z: batch; the shaders stride over what the limits cut.

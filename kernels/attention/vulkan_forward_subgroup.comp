@@ -3,7 +3,8 @@
 // Per step the lanes load LANES keys' K and V rows (lane t loads key j0 + t) and hand
 // the values to every lane with subgroupBroadcast: there every buffer or shared-memory
 // load is a scalar, bounds-checked load, so a value loaded once and broadcast beats
-// shared memory, and no barrier is needed. Online softmax per block of LANES keys.
+// shared memory, and no barrier is needed. Online softmax per block of LANES keys. Rows
+// move four elements at a time (vec4 loads where the views allow, vulkan_attention.glsl).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -12,6 +13,7 @@
 #if PORTA_STORAGE16
 #extension GL_EXT_shader_16bit_storage : require
 #endif
+#define PORTA_ATTENTION_VEC4
 #include "attention/vulkan_attention.glsl"
 
 layout(local_size_x_id = 0) in;  // = LANES = the subgroup size (the host sets both)
@@ -19,6 +21,7 @@ layout(constant_id = 1) const uint LANES = 8;  // <= MAX_LANES
 layout(constant_id = 2) const uint D = 64;     // head dim, <= MAX_D
 layout(constant_id = 3) const uint DTYPE = 0;
 layout(constant_id = 4) const uint ROWS = 2;   // query rows per lane, <= MAX_ROWS
+layout(constant_id = 5) const bool ALIGNED = false;  // Q, K, V rows start at multiples of 4
 #define MAX_LANES 8  // attention_subgroup_max_lanes on the host
 #define MAX_ROWS 4   // attention_subgroup_max_rows on the host
 
@@ -42,10 +45,14 @@ void main() {
             // Rows past the end load a real row, see no key and store nothing.
             last[r] = i < p.nq ? min(last_key(i), int(p.nk) - 1) : -1;
             const uint q_base = q_row(b, h, min(i, p.nq - 1u));
-            [[unroll]] for (uint c = 0u; c < MAX_D; ++c) {
+            [[unroll]] for (uint c = 0u; c < MAX_D; c += 4u) {
               if (c < D) {
-                q[r][c] = PORTA_ATTENTION_LOAD(q, q_base + c, DTYPE) * scale_log2;
-                acc[r][c] = 0.0f;
+                vec4 x;
+                PORTA_ATTENTION_LOAD4(x, q, q_base + c, DTYPE, ALIGNED)
+                [[unroll]] for (uint e = 0u; e < 4u; ++e) {
+                  q[r][c + e] = x[e] * scale_log2;
+                  acc[r][c + e] = 0.0f;
+                }
               }
             }
             running_max[r] = NEG_INF;
@@ -62,14 +69,18 @@ void main() {
           [[unroll]] for (uint r = 0u; r < MAX_ROWS; ++r) {
             [[unroll]] for (uint t = 0u; t < MAX_LANES; ++t) s[r][t] = 0.0f;
           }
-          [[unroll]] for (uint c = 0u; c < MAX_D; ++c) {
-            if (c < D) {
-              const float kc = PORTA_ATTENTION_LOAD(k, k_base + c, DTYPE);
-              [[unroll]] for (uint t = 0u; t < MAX_LANES; ++t) {
-                if (t < LANES) {
-                  const float kt = subgroupBroadcast(kc, t);
-                  [[unroll]] for (uint r = 0u; r < MAX_ROWS; ++r) {
-                    if (r < ROWS) s[r][t] += q[r][c] * kt;
+          [[unroll]] for (uint c4 = 0u; c4 < MAX_D; c4 += 4u) {
+            if (c4 < D) {
+              vec4 k_mine;
+              PORTA_ATTENTION_LOAD4(k_mine, k, k_base + c4, DTYPE, ALIGNED)
+              [[unroll]] for (uint e = 0u; e < 4u; ++e) {
+                const uint c = c4 + e;
+                [[unroll]] for (uint t = 0u; t < MAX_LANES; ++t) {
+                  if (t < LANES) {
+                    const float kt = subgroupBroadcast(k_mine[e], t);
+                    [[unroll]] for (uint r = 0u; r < MAX_ROWS; ++r) {
+                      if (r < ROWS) s[r][t] += q[r][c] * kt;
+                    }
                   }
                 }
               }
@@ -96,21 +107,25 @@ void main() {
               running_max[r] = new_max;
             }
           }
-          [[unroll]] for (uint c = 0u; c < MAX_D; ++c) {
-            if (c < D) {
-              const float vc = PORTA_ATTENTION_LOAD(v, v_base + c, DTYPE);
-              float sum[MAX_ROWS];
-              [[unroll]] for (uint r = 0u; r < MAX_ROWS; ++r) sum[r] = 0.0f;
-              [[unroll]] for (uint t = 0u; t < MAX_LANES; ++t) {
-                if (t < LANES) {
-                  const float vt = subgroupBroadcast(vc, t);
-                  [[unroll]] for (uint r = 0u; r < MAX_ROWS; ++r) {
-                    if (r < ROWS) sum[r] += s[r][t] * vt;
+          [[unroll]] for (uint c4 = 0u; c4 < MAX_D; c4 += 4u) {
+            if (c4 < D) {
+              vec4 v_mine;
+              PORTA_ATTENTION_LOAD4(v_mine, v, v_base + c4, DTYPE, ALIGNED)
+              [[unroll]] for (uint e = 0u; e < 4u; ++e) {
+                const uint c = c4 + e;
+                float sum[MAX_ROWS];
+                [[unroll]] for (uint r = 0u; r < MAX_ROWS; ++r) sum[r] = 0.0f;
+                [[unroll]] for (uint t = 0u; t < MAX_LANES; ++t) {
+                  if (t < LANES) {
+                    const float vt = subgroupBroadcast(v_mine[e], t);
+                    [[unroll]] for (uint r = 0u; r < MAX_ROWS; ++r) {
+                      if (r < ROWS) sum[r] += s[r][t] * vt;
+                    }
                   }
                 }
-              }
-              [[unroll]] for (uint r = 0u; r < MAX_ROWS; ++r) {
-                if (r < ROWS) acc[r][c] = acc[r][c] * correction[r] + sum[r];
+                [[unroll]] for (uint r = 0u; r < MAX_ROWS; ++r) {
+                  if (r < ROWS) acc[r][c] = acc[r][c] * correction[r] + sum[r];
+                }
               }
             }
           }
@@ -121,9 +136,10 @@ void main() {
             const float total = running_sum[r];
             const float inverse = total > 0.0f ? 1.0f / total : 0.0f;
             const uint o_base = out_row(b, h, i);
-            [[unroll]] for (uint c = 0u; c < MAX_D; ++c) {
+            [[unroll]] for (uint c = 0u; c < MAX_D; c += 4u) {
               if (c < D) {
-                PORTA_ATTENTION_STORE(o, o_base + c, acc[r][c] * inverse, DTYPE)
+                const vec4 x = vec4(acc[r][c], acc[r][c + 1u], acc[r][c + 2u], acc[r][c + 3u]) * inverse;
+                PORTA_ATTENTION_STORE4(o, o_base + c, x, DTYPE)
               }
             }
             lse32[lse_index(b, h, i)] = total > 0.0f ? (running_max[r] + log2(total)) * float(LN2) : NEG_INF;
