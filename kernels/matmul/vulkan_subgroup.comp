@@ -71,12 +71,22 @@ void main() {
             }
           }
         }
-        [[unroll]] for (uint c = 0u; c < MAX_COLS; ++c) {
+        // The epilogue (beta, bias, GELU, the output dtype: push constants, so all of it is
+        // code) appears once, in loops over a copy of the tile: unrolled over every
+        // accumulator it made the shader take minutes to compile on lavapipe.
+        float tile[ROWS * MAX_COLS];
+        [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
+          [[unroll]] for (uint c = 0u; c < MAX_COLS; ++c) {
+            if (c < COLS) tile[r * MAX_COLS + c] = acc[r][c];
+          }
+        }
+        const uint rows_here = min(ROWS, p.m - i0);
+        [[dont_unroll]] for (uint c = 0u; c < COLS; ++c) {
           const uint j = j0 + c * LANES + lane;
-          if (c < COLS && j < p.n) {
+          if (j < p.n) {
             const uint c_base = p.c_offset + z * p.batch_stride_c + j;
-            [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
-              if (i0 + r < p.m) store_result(c_base + (i0 + r) * p.ldc, j, acc[r][c]);
+            [[dont_unroll]] for (uint r = 0u; r < rows_here; ++r) {
+              store_result(c_base + (i0 + r) * p.ldc, j, tile[r * MAX_COLS + c]);
             }
           }
         }
