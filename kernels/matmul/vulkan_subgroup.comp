@@ -73,7 +73,7 @@ void main() {
         }
         // The epilogue (beta, bias, GELU, the output dtype: push constants, so all of it is
         // code) appears once, in loops over a copy of the tile: unrolled over every
-        // accumulator it made the shader take minutes to compile on lavapipe.
+        // accumulator it took most of a pipeline's compile time on lavapipe (up to a minute).
         float tile[ROWS * MAX_COLS];
         [[unroll]] for (uint r = 0u; r < ROWS; ++r) {
           [[unroll]] for (uint c = 0u; c < MAX_COLS; ++c) {
