@@ -63,7 +63,10 @@ std::vector<AttentionCase> all_cases() {
         add({.heads_q = 3, .heads_kv = 3, .nq = 96, .nk = 200, .d = 96, .causal = causal,
              .layout = AttentionCase::Layout::bnhd});
       }
-      add({.heads_q = 2, .heads_kv = 2, .nq = 41, .nk = 23, .d = 32, .layout = AttentionCase::Layout::bnhd_padded});
+      for (DType dtype : {DType::f32, DType::bf16}) {
+        add({.heads_q = 2, .heads_kv = 2, .nq = 41, .nk = 23, .d = 32, .dtype = dtype,
+             .layout = AttentionCase::Layout::bnhd_padded});
+      }
       add({.nq = 4096, .nk = 4096, .d = 32, .causal = true});
       for (DType dtype : {DType::f16, DType::bf16}) {
         add({.heads_q = 2, .heads_kv = 1, .nq = 77, .nk = 77, .d = 64, .causal = true, .dtype = dtype});
