@@ -55,6 +55,9 @@ std::vector<AttentionCase> all_cases() {
         if (unfused) c.backward = false;
         cases.push_back(c);
       };
+      // Every head dim the API takes (32, 64, 80, 96, 128). Each (d, dtype) pair costs
+      // lavapipe a cold compile of the subgroup forward that grows faster than d (d = 64:
+      // 40-85 s, d = 32: 10-15 s), so the 16-bit dtypes are tested at d = 32.
       for (bool causal : {false, true}) {
         for (std::int64_t n : {1, 7, 129, 1000}) add({.nq = n, .nk = n, .causal = causal});
         add({.heads_q = 4, .heads_kv = 1, .nq = 37, .nk = 53, .d = 32, .causal = causal});
@@ -69,7 +72,7 @@ std::vector<AttentionCase> all_cases() {
       }
       add({.nq = 4096, .nk = 4096, .d = 32, .causal = true});
       for (DType dtype : {DType::f16, DType::bf16}) {
-        add({.heads_q = 2, .heads_kv = 1, .nq = 77, .nk = 77, .d = 64, .causal = true, .dtype = dtype});
+        add({.heads_q = 2, .heads_kv = 1, .nq = 77, .nk = 77, .d = 32, .causal = true, .dtype = dtype});
       }
     }
   }
@@ -241,7 +244,8 @@ TEST_P(AttentionConformance, MatchesFloat64Reference) {
   try {
     forward = attention(q.tensor, k.tensor, v.tensor, options);
   } catch (const Error& error) {
-    if (error.kind() != ErrorKind::unsupported) throw;
+    // Only a 16-bit dtype may be beyond a device; every f32 case must run.
+    if (error.kind() != ErrorKind::unsupported || c.dtype == DType::f32) throw;
     GTEST_SKIP() << error.what();
   }
   // The reference backward uses the device's own output rounded to its dtype, as the
