@@ -207,6 +207,9 @@ const MicrokernelShape& cpu_microkernel() {
       // (32 KiB L1, 512 KiB L2) at 1024^3 to 4096^3, 2-4% faster; mc 72 keeps A in L2.
       // Tasks of 256 columns rather than 512: twice as many for the threads to share;
       // on Zen3 the mean ratio to OpenBLAS over the f32 shapes rose 1.0-3.5% in three runs.
+      // Lost on Zen3 (porta-ab at 4096^3 nn, 20 rounds, median speedup): kc 1024 0.96, mc 144
+      // 0.985, nc 4096 as for AVX-512 0.94 (4096x3072x768 0.92), and fetching the B sliver
+      // 16 steps ahead in the loop 0.98.
       case CpuIsa::avx2: return MicrokernelShape{6, 16, 512, 72, 2048, 256, microkernel_avx2};
       case CpuIsa::portable: break;
     }
