@@ -57,7 +57,7 @@ std::vector<AttentionCase> all_cases() {
       };
       // Every head dim the API takes (32, 64, 80, 96, 128). Each (d, dtype) pair costs
       // lavapipe a cold compile of the subgroup forward that grows faster than d (d = 64:
-      // 40-85 s, d = 32: 10-15 s), so the 16-bit dtypes are tested at d = 32.
+      // 35-85 s, d = 32: 8-30 s), so the 16-bit dtypes are tested at d = 32.
       for (bool causal : {false, true}) {
         for (std::int64_t n : {1, 7, 129, 1000}) add({.nq = n, .nk = n, .causal = causal});
         add({.heads_q = 4, .heads_kv = 1, .nq = 37, .nk = 53, .d = 32, .causal = causal});
