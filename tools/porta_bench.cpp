@@ -392,9 +392,14 @@ int main(int argc, char** argv) {
       entries.push_back(std::move(entry));
     }
     // The MPI part runs in processes of its own, after the rest.
-    std::string no_mpi;
-    const bool run_mpi = (ops.empty() || std::find(ops.begin(), ops.end(), "allreduce") != ops.end()) &&
-                         !mpi_cases(quick, shape_filters).empty() && mpi_available(no_mpi);
+    std::string no_mpi;  // why the MPI cases do not run
+    const bool allreduce_wanted = ops.empty() || std::find(ops.begin(), ops.end(), "allreduce") != ops.end();
+    if (!allreduce_wanted) {
+      no_mpi = "--op leaves out allreduce";
+    } else if (mpi_cases(quick, shape_filters).empty()) {
+      no_mpi = "no MPI case matches --shape";
+    }
+    const bool run_mpi = no_mpi.empty() && mpi_available(no_mpi);
     if (entries.empty() && !run_mpi) {
       std::fprintf(stderr, "porta-bench: no case matches the filters (see --list)\n");
       return 2;
