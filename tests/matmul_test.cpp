@@ -75,6 +75,8 @@ std::vector<MatmulCase> all_cases() {
         // rows enough to feed the threads and one column block: each task spans n and packs
         // its own rows of A (partial row, column and k blocks on every kernel)
         add({.m = 613, .n = 1031, .k = 1100, .bias = true, .alpha = 0.5f, .beta = 0.5f, .into = true});
+        // ... and, over several column blocks (nc 2048 or 4096), once per block
+        add({.m = 613, .n = 4200, .k = 45, .trans_a = true, .bias = true, .alpha = 0.5f, .beta = 0.5f, .into = true});
         // k blocks of every kernel's kc (256, 512, 1024) and a short one after them, over
         // full and partial tiles, accumulating into C
         add({.m = 29, .n = 67, .k = 2085, .trans_b = true, .bias = true, .alpha = 0.5f, .beta = 0.5f, .into = true});

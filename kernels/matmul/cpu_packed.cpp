@@ -330,24 +330,27 @@ void gemm_one(const void* a, const void* b, const void* bias, void* c, const Mat
   std::unique_ptr<float[]> packed_b_storage(new float[kc_max * nc_max + 16]);  // nc_max: whole slivers
   float* packed_b = packed_b_storage.get() +
                     ((64 - reinterpret_cast<std::uintptr_t>(packed_b_storage.get()) % 64) % 64) / sizeof(float);
-  // k blocks outermost, so each k block of A is packed once for every column block (with
-  // column blocks outermost, 4096^3 packed A twice: 10 of its 18 ms of packing).
+  // k blocks outermost, so a k block of A packed for all tasks (below) serves every column
+  // block (with column blocks outermost, 4096^3 packed A twice: 10 of its 18 ms of packing).
   const std::size_t row_blocks = (m + shape.mc - 1) / shape.mc;
-  // Tasks: a block of mc rows times a chunk of columns. When one column block holds all of
-  // n and the row blocks alone keep the threads busy (or one thread runs them all), a task
-  // spans every column and packs its own rows of A into its own cache, where its
-  // microkernels read them: packed once for all tasks, A went out to L3 and came back. On a
-  // 2-core Intel Xeon (family 6 model 207, 2 MiB L2; porta-ab, 20 rounds): 4096x768x3072
-  // nn 1.067-1.084, tn 1.033; 2048^3 1.048; 1024^3 1.041 (shapes of two column blocks
-  // unchanged; nc 4096 then made them one).
+  // Tasks: a block of mc rows times a chunk of columns. When the row blocks alone keep the
+  // threads busy (or one thread runs them all), a task spans its whole column block and
+  // packs its own rows of A into its own cache, where its microkernels read them: packed
+  // once for all tasks, A went out to L3 and came back. On a 2-core Intel Xeon (family 6
+  // model 207, 2 MiB L2; porta-ab, 20 rounds), shapes of one column block: 4096x768x3072
+  // nn 1.067-1.084, tn 1.033; 2048^3 1.048; 1024^3 1.041. Shapes of several column blocks
+  // pack A once per block this way, and still gained on Zen3 (AVX2, nc 2048; porta-ab,
+  // 20 rounds, lower quartiles above 1): 4096x2304x768 nn 1.052 twice, tn 1.032;
+  // 4096x3072x768 nn 1.026-1.041, tn 1.033; 2048x4096x1024 tn 1.059; 4096^3 nn 0.97-1.02
+  // in three runs, tt 1.011: no better or worse than noise.
   const bool rows_feed_threads = row_blocks >= 4 * std::size_t(tbb::this_task_arena::max_concurrency());
-  const std::size_t chunk = column_blocks == 1 && (rows_feed_threads || !parallel) ? nc_max : shape.chunk;
+  const std::size_t chunk = rows_feed_threads || !parallel ? nc_max : shape.chunk;
   for (std::size_t q0 = 0; q0 < k; q0 += kc_max) {
     const std::size_t kc = std::min(kc_max, k - q0);
     const bool first_k = q0 == 0, last_k = q0 + kc == k;
-    // When several chunks of columns use the same rows of A, A is packed once for them all
-    // (in parallel, before the tasks) rather than once per task.
-    float* shared_a = n > chunk ? scratch(row_blocks * shape.mc * kc, 3) : nullptr;
+    // When several chunks of a column block use the same rows of A, A is packed once for
+    // them all (in parallel, before the tasks) rather than once per task.
+    float* shared_a = nc_max > chunk ? scratch(row_blocks * shape.mc * kc, 3) : nullptr;
     auto pack_rows = [&](std::size_t block, float* out) {
       const std::size_t i0 = block * shape.mc;
       pack_a(x, i0, std::min(shape.mc, m - i0), q0, kc, shape.mr, out, scratch(std::max(kc, shape.mc), 2));
